@@ -1,0 +1,183 @@
+"""One evaluation run: the engine's generations and losses, written as the official CSVs, then scored
+from those CSVs exactly as the official script scores its own (SPEC sections 2-3).
+
+Scoring always reads the CSVs back with pandas, so the official round-trip quirk (an empty generation,
+or one that reads "NA"/"None"/"null", comes back as NaN and is scored as the string "nan") holds in
+every mode.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from . import scoring
+from .atomic import write_with_atomic
+from .data import SPLITS, load_mia, load_sets
+from .engine import MODES, Engine, check_checkpoint, distributed_state, load_model, load_tokenizer
+from .errors import InputError
+from .results import RESULTS_FILE, EvaluationResult
+
+GENERATION_COLUMNS = ["id", "task", "input", "expected_output", "model_output", "nll"]
+MIA_DIR = "mia_results"
+MIA_SETS = ("member", "nonmember")
+
+
+def read_mmlu_average(path: str | Path) -> float:
+    """``average_acc`` of an MMLU ``metrics.json`` (open-instruct's output)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: malformed JSON ({exc.msg})") from None
+    value = data.get("average_acc") if isinstance(data, dict) else None
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or math.isnan(value):
+        raise InputError(f"{path}: no numeric 'average_acc' (an MMLU metrics.json has one)")
+    return value
+
+
+def check_output_dir(path: str | Path) -> Path:
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{path}: --out exists and is not a directory")
+    return path
+
+
+def _write_csv(df: pd.DataFrame, target: Path) -> None:
+    write_with_atomic(target, lambda tmp: df.to_csv(tmp, index=False))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Scoring a folder of CSVs (ours or the official script's --keep_files output)
+
+
+def _read_shards(folder: Path, stem: str) -> pd.DataFrame | None:
+    files = sorted(folder.glob(f"{stem}_*.csv"))
+    if not files:
+        return None
+    try:
+        # read_csv defaults on purpose: the official script reads its CSVs this way (SPEC 2, last line).
+        return pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputError(f"{folder}/{stem}_*.csv: cannot read CSV ({type(exc).__name__}: {exc})".splitlines()[0]) from None
+
+
+def score_generations(generations: dict[str, pd.DataFrame], mia_nll: dict[str, list[float]] | None = None,
+                      mmlu_average: float | None = None) -> EvaluationResult:
+    """SPEC 3 from tables: ``generations`` maps 'forget'/'retain' to the CSV tables; ``mia_nll`` maps
+    'member'/'nonmember' to losses."""
+    summaries = {split: scoring.split_summary(scoring.score_rows(generations[split])) for split in SPLITS}
+    terms = scoring.task_terms(summaries)
+    aggregate = scoring.task_aggregate(terms)
+    result = EvaluationResult(forget=summaries["forget"], retain=summaries["retain"], aggregated_terms=terms,
+                              harmonic_mean_task_aggregate=aggregate, mmlu_average=mmlu_average)
+    if mia_nll is not None:
+        result.mia_loss_acc = scoring.mia_auc(mia_nll["member"], mia_nll["nonmember"])
+    if result.mia_loss_acc is not None and mmlu_average is not None:
+        result.mia_final_score = scoring.mia_score(result.mia_loss_acc)
+        result.aggregate_score = scoring.final_score(aggregate, mmlu_average, result.mia_final_score)
+    return result
+
+
+def score_directory(folder: str | Path, mmlu_average: float | None = None,
+                    use_mia: bool = True) -> EvaluationResult:
+    """Recompute every metric from ``forget_*.csv``, ``retain_*.csv`` and ``mia_results/*_*.csv``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: not a directory")
+    generations = {}
+    for split in SPLITS:
+        table = _read_shards(folder, split)
+        if table is None:
+            raise InputError(f"{folder}: no {split}_*.csv (generations of the {split} set)")
+        missing = [c for c in ("id", "task", "expected_output", "model_output") if c not in table.columns]
+        if missing:
+            raise InputError(f"{folder}/{split}_*.csv: missing column(s) {', '.join(missing)}")
+        generations[split] = table
+    mia_nll = None
+    if use_mia and (folder / MIA_DIR).is_dir():
+        tables = {name: _read_shards(folder / MIA_DIR, name) for name in MIA_SETS}
+        if all(t is not None for t in tables.values()):
+            mia_nll = {name: t["nll"].tolist() for name, t in tables.items()}
+    return score_generations(generations, mia_nll, mmlu_average)
+
+
+# ---------------------------------------------------------------------------------------------------
+# A whole run
+
+
+@dataclass
+class EvaluationSettings:
+    mode: str = "official"
+    dtype: str = "bfloat16"
+    batch_size: int = 16
+    max_new_tokens: int = 256
+    trust_remote_code: bool = False
+    show_progress: bool = True
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise InputError(f"unknown mode {self.mode!r} (one of {', '.join(MODES)})")
+        if self.batch_size < 1 or self.max_new_tokens < 1:
+            raise InputError("--batch-size and --max-new-tokens must be at least 1")
+
+
+def evaluate(checkpoint: str | Path, data: str | Path, out: str | Path, split: str | None = None,
+             mia: str | Path | None = None, mmlu_metrics: str | Path | None = None,
+             mmlu_average: float | None = None,
+             settings: EvaluationSettings | None = None) -> EvaluationResult | None:
+    """Generate, compute losses, write the official files into ``out`` and score them.
+
+    Every input is checked before anything is written. Under ``accelerate launch`` every process must
+    call this; the main process writes and returns the result, the others return None.
+    """
+    settings = settings or EvaluationSettings()
+    out = check_output_dir(out)
+    sets = load_sets(data, split)
+    documents = load_mia(mia) if mia is not None else None
+    if mmlu_metrics is not None:
+        mmlu_average = read_mmlu_average(mmlu_metrics)
+    check_checkpoint(checkpoint)
+    load_tokenizer(checkpoint, settings.trust_remote_code)
+
+    state = distributed_state()
+    lm = load_model(checkpoint, settings.dtype, settings.trust_remote_code, device=state.device)
+    engine = Engine(lm, settings.mode, settings.max_new_tokens, settings.batch_size, settings.show_progress, state)
+
+    tables = {}
+    for name in SPLITS:
+        rows = sets[name]
+        outputs = engine.generations(list(zip(rows["input"], rows["output"])), name=name)
+        if outputs is not None:
+            tables[name] = pd.DataFrame({"id": rows["id"], "task": rows["task"], "input": rows["input"],
+                                         "expected_output": rows["output"],
+                                         "model_output": [text for text, _ in outputs],
+                                         "nll": [nll for _, nll in outputs]}, columns=GENERATION_COLUMNS)
+    mia_tables = {}
+    if documents is not None:
+        for name in MIA_SETS:
+            losses = engine.document_losses(documents[name]["document"].tolist(), name=f"mia {name}")
+            if losses is not None:
+                mia_tables[name] = pd.DataFrame({"id": documents[name]["id"], "nll": losses})
+    if not state.is_main_process:
+        return None
+
+    out.mkdir(parents=True, exist_ok=True)
+    for name, table in tables.items():
+        _write_csv(table, out / f"{name}_0.csv")
+    for name, table in mia_tables.items():
+        _write_csv(table, out / MIA_DIR / f"{name}_0.csv")
+    # Score what was written, read back the official way (not stale shards a folder may also hold).
+    generations = {name: pd.read_csv(out / f"{name}_0.csv") for name in tables}
+    mia_nll = ({name: pd.read_csv(out / MIA_DIR / f"{name}_0.csv")["nll"].tolist() for name in mia_tables}
+               if mia_tables else None)
+    result = score_generations(generations, mia_nll, mmlu_average)
+    result.write(out / RESULTS_FILE)
+    return result
+
