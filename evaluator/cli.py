@@ -33,8 +33,9 @@ def _fmt(value) -> str:
     return f"{value:.4f}" if isinstance(value, (int, float)) else str(value)
 
 
-def format_result_table(result, gate: float) -> str:
-    """A short human table: per task forget/retain, the aggregates, MIA, MMLU, final, gate."""
+def format_result_table(result, gate: float, gate_report: dict | None = None) -> str:
+    """A short human table: per task forget/retain, the aggregates, MIA, MMLU, final, gate
+    (``gate_report``, from ``evaluator.mmlu.utility_gate``, replaces the absolute-only gate line)."""
     from .scoring import KNOWLEDGE, REGURGITATION
 
     lines = [f"{'':8} {'forget regurg':>14} {'forget know':>12} {'retain regurg':>14} {'retain know':>12}"]
@@ -54,6 +55,10 @@ def format_result_table(result, gate: float) -> str:
         f"final score: {_fmt(result.final)}" + ("" if result.final is not None else "  (needs both MMLU and MIA)"),
         f"MMLU gate (>= {gate}): {_fmt(result.mmlu_gate(gate))}",
     ]
+    if gate_report is not None:
+        from .mmlu import format_gate
+
+        lines[-1] = format_gate(gate_report)
     return "\n".join(lines)
 
 
@@ -75,19 +80,82 @@ def main():
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="Fast mode only.")
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option("--gate", type=float, default=0.371, show_default=True, help="MMLU gate (absolute).")
+@click.option("--mmlu-data", type=click.Path(path_type=Path), default=None,
+              help="MMLU CSV folder (dev/, test/): run MMLU inline on the loaded checkpoint, outputs in --out/mmlu/.")
+@click.option("--ntrain", type=click.IntRange(min=0), default=5, show_default=True, help="MMLU dev examples (--mmlu-data).")
+@click.option("--mmlu-subjects", default=None, help="Comma-separated MMLU subjects (--mmlu-data; default all).")
+@click.option("--reference-mmlu", type=click.Path(path_type=Path), default=None,
+              help="Relative gate (75%%): the reference's MMLU metrics.json, or its checkpoint folder (run on --mmlu-data).")
 @click.option("--trust-remote-code", is_flag=True, help="Let the checkpoint run its own code (off by default).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def evaluate(checkpoint, data, out, split, mia, mmlu_metrics, mode, dtype, batch_size, max_new_tokens, gate,
-             trust_remote_code, quiet):
-    """Generate, score and write the official files into --out."""
-    from .evaluate import EvaluationSettings, evaluate as run
+             mmlu_data, ntrain, mmlu_subjects, reference_mmlu, trust_remote_code, quiet):
+    """Generate, score and write the official files into --out (and --out/gate.json)."""
+    from . import mmlu
+    from .engine import check_checkpoint
+    from .evaluate import EvaluationSettings, evaluate as run, read_mmlu_average
 
     settings = EvaluationSettings(mode=mode, dtype=dtype, batch_size=batch_size, max_new_tokens=max_new_tokens,
                                   trust_remote_code=trust_remote_code, show_progress=not quiet)
-    result = run(checkpoint, data, out, split=split, mia=mia, mmlu_metrics=mmlu_metrics, settings=settings)
+    if mmlu_data is not None and mmlu_metrics is not None:
+        raise InputError("give --mmlu-metrics or --mmlu-data, not both")
+    subjects = mmlu_subjects.split(",") if mmlu_subjects else None
+    # MMLU inline: the official mode runs open-instruct's one-prompt-at-a-time path, fast mode the prefix cache.
+    mmlu_batch = 1 if mode == "official" else batch_size
+    runner = (mmlu.InlineMMLU(mmlu_data, out / "mmlu", ntrain, mmlu_batch, subjects, show_progress=not quiet)
+              if mmlu_data is not None else None)
+    reference_average = None
+    if reference_mmlu is not None:  # checked before the long run
+        if reference_mmlu.is_dir():
+            check_checkpoint(reference_mmlu)
+            if mmlu_data is None:
+                raise InputError(f"{reference_mmlu}: a reference checkpoint needs --mmlu-data (or give its metrics.json)")
+        else:
+            reference_average = read_mmlu_average(reference_mmlu)
+    result = run(checkpoint, data, out, split=split, mia=mia, mmlu_metrics=mmlu_metrics, settings=settings,
+                 mmlu_runner=runner)
     if result is not None:  # None on the non-main processes of a distributed run
-        click.echo(format_result_table(result, gate))
+        if reference_mmlu is not None and reference_average is None:
+            reference_average = mmlu.reference_mmlu_average(
+                reference_mmlu, mmlu_data, out / "mmlu_reference", ntrain=ntrain, subjects=subjects,
+                batch_size=mmlu_batch, dtype=dtype, trust_remote_code=trust_remote_code, show_progress=not quiet)
+        gate_report = mmlu.utility_gate(result.mmlu_average, gate, reference_average)
+        mmlu.write_json(out / mmlu.GATE_FILE, gate_report)
+        click.echo(format_result_table(result, gate, gate_report))
         click.echo(f"wrote {out}")
+
+
+@main.command("mmlu")
+@click.option("--checkpoint", required=True, type=click.Path(path_type=Path), help="Model folder (HF format).")
+@click.option("--data", required=True, type=click.Path(path_type=Path), help="MMLU CSV folder (dev/, test/).")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder (metrics.json, <subject>.csv).")
+@click.option("--ntrain", type=click.IntRange(min=0), default=5, show_default=True, help="Dev examples per prompt.")
+@click.option("--subjects", default=None, help="Comma-separated subjects (default: every test/<subject>_test.csv).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
+              help="1: open-instruct's one-prompt-at-a-time reference path; more: shared-header cache, batched.")
+@click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default="auto",
+              show_default=True, help="auto: the checkpoint's own dtype (open-instruct's torch_dtype='auto').")
+@click.option("--gate", type=float, default=0.371, show_default=True, help="MMLU gate (absolute).")
+@click.option("--reference-mmlu", type=click.Path(path_type=Path), default=None,
+              help="Relative gate (75%%): the reference's MMLU metrics.json.")
+@click.option("--trust-remote-code", is_flag=True, help="Let the checkpoint run its own code (off by default).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def mmlu_command(checkpoint, data, out, ntrain, subjects, batch_size, dtype, gate, reference_mmlu,
+                 trust_remote_code, quiet):
+    """MMLU as open-instruct scored it (SPEC 3): metrics.json and one CSV per subject in --out."""
+    from . import mmlu
+    from .evaluate import check_output_dir, read_mmlu_average
+
+    out = check_output_dir(out)
+    reference_average = read_mmlu_average(reference_mmlu) if reference_mmlu is not None else None
+    run = mmlu.mmlu_checkpoint(checkpoint, data, out, ntrain, subjects.split(",") if subjects else None,
+                               batch_size, dtype, trust_remote_code, show_progress=not quiet)
+    for name, value in run.metrics["cat_acc"].items():
+        click.echo(f"{name:32} {value:.4f}")
+    click.echo(f"{'MMLU average':32} {run.average:.4f}  ({sum(len(t) for t in run.tables.values())} questions, "
+               f"{len(run.tables)} subjects, ntrain {ntrain})")
+    click.echo(mmlu.format_gate(mmlu.utility_gate(run.average, gate, reference_average)))
+    click.echo(f"wrote {out}")
 
 
 @main.command()

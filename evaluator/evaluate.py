@@ -12,6 +12,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 
@@ -131,12 +132,17 @@ class EvaluationSettings:
 def evaluate(checkpoint: str | Path, data: str | Path, out: str | Path, split: str | None = None,
              mia: str | Path | None = None, mmlu_metrics: str | Path | None = None,
              mmlu_average: float | None = None,
-             settings: EvaluationSettings | None = None) -> EvaluationResult | None:
+             settings: EvaluationSettings | None = None,
+             mmlu_runner: Callable[[object], float] | None = None) -> EvaluationResult | None:
     """Generate, compute losses, write the official files into ``out`` and score them.
 
     Every input is checked before anything is written. Under ``accelerate launch`` every process must
     call this; the main process writes and returns the result, the others return None.
+    ``mmlu_runner`` (e.g. ``evaluator.mmlu.InlineMMLU``) runs MMLU on the main process with the model
+    loaded here and returns ``average_acc``, instead of ``mmlu_metrics``/``mmlu_average``.
     """
+    if mmlu_runner is not None and (mmlu_metrics is not None or mmlu_average is not None):
+        raise InputError("give MMLU either as metrics (--mmlu-metrics) or as data to run (--mmlu-data), not both")
     settings = settings or EvaluationSettings()
     out = check_output_dir(out)
     sets = load_sets(data, split)
@@ -177,6 +183,8 @@ def evaluate(checkpoint: str | Path, data: str | Path, out: str | Path, split: s
     generations = {name: pd.read_csv(out / f"{name}_0.csv") for name in tables}
     mia_nll = ({name: pd.read_csv(out / MIA_DIR / f"{name}_0.csv")["nll"].tolist() for name in mia_tables}
                if mia_tables else None)
+    if mmlu_runner is not None:  # inline MMLU (SPEC 3) on the checkpoint already loaded
+        mmlu_average = mmlu_runner(lm)
     result = score_generations(generations, mia_nll, mmlu_average)
     result.write(out / RESULTS_FILE)
     return result
