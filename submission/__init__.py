@@ -1,1 +1,10 @@
-"""The organizers' entry point for SemEval-2025 Task 4: ``unlearn(model_in, model_out, forget, retain)``."""
+"""The organizers' entry point for SemEval-2025 Task 4: ``unlearn(model_in, model_out, forget, retain)``.
+
+Self-contained: torch, transformers, accelerate, peft, pandas, rouge_score, tqdm; never the ``evaluator``.
+"""
+
+from .data import SubmissionInputError
+from .methods import METHODS
+from .train import DEFAULT_METHOD, UnlearnOptions, unlearn
+
+__all__ = ["unlearn", "UnlearnOptions", "SubmissionInputError", "METHODS", "DEFAULT_METHOD"]

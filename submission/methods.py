@@ -1,0 +1,190 @@
+"""Unlearning methods: each is a small loss over a forget batch and a retain batch, plus the order in which
+the shared loop visits the rows (all forget rows at random, or chunk after chunk), chosen by name."""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+
+from .data import IGNORE_INDEX
+
+
+@dataclass
+class LossInputs:
+    """What a loss sees at one step. ``reference`` returns the frozen model's logits for a batch (or is None
+    for methods that do not need one)."""
+
+    model: torch.nn.Module
+    forget: dict[str, torch.Tensor]
+    retain: dict[str, torch.Tensor]
+    reference: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None
+    forget_weight: float
+    retain_weight: float
+    beta: float
+    gamma: float
+    forget_nll_ceiling: float | None
+
+
+@dataclass
+class TokenLosses:
+    mean: torch.Tensor  # per row: mean NLL over label tokens (the official per-row loss)
+    total: torch.Tensor  # per row: summed NLL (minus the sequence log-probability)
+    logits: torch.Tensor  # shifted logits, [batch, positions, vocab]
+    mask: torch.Tensor  # shifted label mask, [batch, positions]
+
+
+def token_losses(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> TokenLosses:
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+    labels = batch["labels"][:, 1:]
+    mask = labels != IGNORE_INDEX
+    nll = F.cross_entropy(logits.float().transpose(1, 2), labels.clamp(min=0), reduction="none") * mask
+    total = nll.sum(dim=1)
+    return TokenLosses(mean=total / mask.sum(dim=1).clamp(min=1), total=total, logits=logits, mask=mask)
+
+
+def ascent_term(losses: TokenLosses, ceiling: float | None) -> torch.Tensor:
+    """Mean forget NLL to be pushed up. Rows already above ``ceiling`` stop contributing: once a row is
+    forgotten, ascending further only damages the rest of the model (and pushes its loss far past that of
+    text never seen, which a membership attack notices as easily as a low loss)."""
+    if ceiling is None:
+        return losses.mean.mean()
+    active = (losses.mean.detach() < ceiling).to(losses.mean.dtype)
+    return (losses.mean * active).sum() / losses.mean.numel()
+
+
+def retain_nll(inputs: LossInputs) -> torch.Tensor:
+    return token_losses(inputs.model, inputs.retain).mean.mean()
+
+
+def gradient_ascent(inputs: LossInputs) -> tuple[torch.Tensor, dict[str, float]]:
+    forget = token_losses(inputs.model, inputs.forget)
+    loss = -inputs.forget_weight * ascent_term(forget, inputs.forget_nll_ceiling)
+    return loss, {"forget_nll": forget.mean.mean().item()}
+
+
+def gradient_difference(inputs: LossInputs) -> tuple[torch.Tensor, dict[str, float]]:
+    forget = token_losses(inputs.model, inputs.forget)
+    retain = retain_nll(inputs)
+    loss = -inputs.forget_weight * ascent_term(forget, inputs.forget_nll_ceiling) + inputs.retain_weight * retain
+    return loss, {"forget_nll": forget.mean.mean().item(), "retain_nll": retain.item()}
+
+
+def kl_retain(inputs: LossInputs) -> tuple[torch.Tensor, dict[str, float]]:
+    """Gradient ascent on forget, KL(reference || model) on the retain answer tokens."""
+    forget = token_losses(inputs.model, inputs.forget)
+    retain = token_losses(inputs.model, inputs.retain)
+    reference_logits = inputs.reference(inputs.retain)[:, :-1].float()
+    current_logp = F.log_softmax(retain.logits.float(), dim=-1)
+    reference_logp = F.log_softmax(reference_logits, dim=-1)
+    per_token = (reference_logp.exp() * (reference_logp - current_logp)).sum(-1) * retain.mask
+    kl = per_token.sum() / retain.mask.sum().clamp(min=1)
+    loss = -inputs.forget_weight * ascent_term(forget, inputs.forget_nll_ceiling) + inputs.retain_weight * kl
+    return loss, {"forget_nll": forget.mean.mean().item(), "retain_kl": kl.item()}
+
+
+def npo(inputs: LossInputs) -> tuple[torch.Tensor, dict[str, float]]:
+    """Negative preference optimization (Zhang et al. 2024): -(2/beta) log sigmoid(-beta log(p/p_ref)) on
+    forget, NLL on retain. Bounded, unlike ascent: it flattens once the model is below the reference."""
+    forget = token_losses(inputs.model, inputs.forget)
+    with torch.no_grad():
+        reference_logits = inputs.reference(inputs.forget)[:, :-1].float()
+        reference_total = (F.cross_entropy(reference_logits.transpose(1, 2), inputs.forget["labels"][:, 1:].clamp(min=0),
+                                           reduction="none") * forget.mask).sum(dim=1)
+    log_ratio = -(forget.total - reference_total)
+    forget_loss = -(2.0 / inputs.beta) * F.logsigmoid(-inputs.beta * log_ratio).mean()
+    retain = retain_nll(inputs)
+    loss = inputs.forget_weight * forget_loss + inputs.retain_weight * retain
+    return loss, {"forget_nll": forget.mean.mean().item(), "retain_nll": retain.item()}
+
+
+def simnpo(inputs: LossInputs) -> tuple[torch.Tensor, dict[str, float]]:
+    """SimNPO (Fan et al. 2024): NPO without a reference, on the length-normalized loss, with margin gamma."""
+    forget = token_losses(inputs.model, inputs.forget)
+    forget_loss = -(2.0 / inputs.beta) * F.logsigmoid(inputs.beta * forget.mean - inputs.gamma).mean()
+    retain = retain_nll(inputs)
+    loss = inputs.forget_weight * forget_loss + inputs.retain_weight * retain
+    return loss, {"forget_nll": forget.mean.mean().item(), "retain_nll": retain.item()}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Row orders. A schedule yields, per optimizer step, the forget and retain row indices of the global batch
+# (all processes together); the loop gives each process its slice.
+
+Schedule = Iterator[tuple[list[int], list[int]]]
+
+
+def _cycle_shuffled(n: int, rng: random.Random) -> Iterator[int]:
+    while True:
+        order = list(range(n))
+        rng.shuffle(order)
+        yield from order
+
+
+def random_schedule(n_forget: int, n_retain: int, forget_batch: int, retain_batch: int, steps: int,
+                    chunk_size: int, seed: int) -> Schedule:
+    """Every step: forget rows drawn epoch by epoch from the whole forget set, retain rows likewise."""
+    rng = random.Random(seed)
+    forget_rows, retain_rows = _cycle_shuffled(n_forget, rng), _cycle_shuffled(n_retain, rng)
+    for _ in range(steps):
+        yield [next(forget_rows) for _ in range(forget_batch)], [next(retain_rows) for _ in range(retain_batch)]
+
+
+def chunked_schedule(n_forget: int, n_retain: int, forget_batch: int, retain_batch: int, steps: int,
+                     chunk_size: int, seed: int) -> Schedule:
+    """AILS-NTUA's sequential unlearning: the forget set is cut into chunks that are unlearned one after
+    the other (each gets an equal share of the steps), every forget batch paired with fresh retain rows.
+    Unlearning a small chunk at a time disturbs the model less than ascending on everything at once."""
+    rng = random.Random(seed)
+    order = list(range(n_forget))
+    rng.shuffle(order)
+    chunks = [order[i:i + chunk_size] for i in range(0, n_forget, chunk_size)]
+    retain_rows = _cycle_shuffled(n_retain, rng)
+    steps_per_chunk = math.ceil(steps / len(chunks))
+    done = 0
+    for chunk in chunks:
+        position = 0
+        for _ in range(steps_per_chunk):
+            if done == steps:
+                return
+            forget_ids = [chunk[(position + k) % len(chunk)] for k in range(forget_batch)]
+            position += forget_batch
+            yield forget_ids, [next(retain_rows) for _ in range(retain_batch)]
+            done += 1
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    loss: Callable[[LossInputs], tuple[torch.Tensor, dict[str, float]]]
+    schedule: Callable[..., Schedule]
+    needs_reference: bool = False
+    defaults: dict = field(default_factory=dict)  # hyper-parameters this method sets differently
+    summary: str = ""
+
+
+METHODS: dict[str, Method] = {m.name: m for m in [
+    Method("gradient_ascent", gradient_ascent, random_schedule,
+           summary="ascend the forget NLL (answer tokens)"),
+    Method("gradient_difference", gradient_difference, random_schedule,
+           summary="ascend forget NLL, descend retain NLL"),
+    Method("kl", kl_retain, random_schedule, needs_reference=True,
+           summary="ascend forget NLL, KL to the frozen model on retain"),
+    Method("npo", npo, random_schedule, needs_reference=True,
+           summary="NPO on forget against the frozen model, retain NLL"),
+    Method("simnpo", simnpo, random_schedule,
+           summary="SimNPO (reference-free, length-normalized) on forget, retain NLL"),
+    Method("sequential_gd", gradient_difference, chunked_schedule,
+           summary="gradient difference over forget chunks one after the other (AILS-NTUA)"),
+]}
+
+
+def get_method(name: str) -> Method:
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise ValueError(f"unknown method {name!r} (one of {', '.join(METHODS)})") from None

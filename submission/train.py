@@ -1,0 +1,343 @@
+"""``unlearn()``: the organizers' entry point, and the one training loop every method runs in.
+
+The loop runs under accelerate: one process on CPU, DDP over several GPUs with ``accelerate launch``, and
+DeepSpeed ZeRO-3 when accelerate is configured for it. It knows its time budget, scores the model on a
+selection slice of the given rows every so often, and keeps the single best checkpoint so far in the
+output folder, written atomically (see ``checkpoint.py``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from . import checkpoint
+from .data import Row, SubmissionInputError, collate, encode_row, load_rows, split_selection_rows
+from .methods import METHODS, LossInputs, get_method
+from .selection import SPLITS, SelectionScore, score_model
+
+DEFAULT_METHOD = "sequential_gd"
+LOG_FILE = "unlearning_log.json"
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
+
+
+@dataclass
+class UnlearnOptions:
+    """Every knob, with the defaults chosen by ``benchmarks/bench_methods.py`` (README, "Submission")."""
+
+    method: str = DEFAULT_METHOD
+    learning_rate: float = 3e-4
+    epochs: float = 10.0  # passes over the forget rows; the run length unless max_steps is set
+    max_steps: int | None = None
+    batch_size: int = 4  # forget rows per step and process
+    retain_batch_size: int | None = None  # retain rows per step and process (default: batch_size)
+    chunk_size: int = 8  # forget rows per chunk (sequential_gd)
+    forget_weight: float = 1.0
+    retain_weight: float = 1.0
+    beta: float = 0.1  # NPO / SimNPO temperature
+    gamma: float = 0.0  # SimNPO margin
+    forget_nll_ceiling: float | None = None  # stop ascending on forget rows whose loss is above this
+    sc_loss_on_prompt: bool = True  # sentence-completion rows: loss on the whole passage, not just the continuation
+    lora_rank: int = 0  # 0: full-parameter training; >0: LoRA of that rank, merged before saving
+    lora_alpha: float | None = None  # default 2 * rank
+    gradient_checkpointing: bool = False
+    max_length: int = 512
+    max_grad_norm: float = 1.0
+    holdout_fraction: float = 0.1  # of each (task, kind) group, kept out of training to pick the best checkpoint
+    max_selection_rows: int = 48  # per split: bounds the cost of one selection pass on a big set
+    evaluations: int = 10  # selection passes over the run (plus one on the untouched model)
+    eval_batch_size: int = 16
+    time_budget_s: float = 3600.0  # the organizers kill the run after one hour
+    safety_margin_s: float | None = None  # default: 10% of the budget
+    save_initial: bool = True  # first checkpoint = the untouched model, so the folder is never empty for long
+    seed: int = 0
+    train_dtype: str | None = None  # default bfloat16 on GPU, float32 on CPU
+    trust_remote_code: bool = False
+    verbose: bool = True
+
+
+# Per-method settings that differ from the shared defaults (set by the benchmark's measurements).
+METHOD_DEFAULTS: dict[str, dict] = {name: {} for name in METHODS}
+
+
+def resolve_options(options: dict) -> UnlearnOptions:
+    known = {f.name for f in dataclasses.fields(UnlearnOptions)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise SubmissionInputError(f"unknown option(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    method = options.get("method", DEFAULT_METHOD)
+    if method not in METHODS:
+        raise SubmissionInputError(f"unknown method {method!r} (one of {', '.join(METHODS)})")
+    merged = {**METHOD_DEFAULTS[method], **{k: v for k, v in options.items() if v is not None}}
+    resolved = UnlearnOptions(**merged)
+    if resolved.batch_size < 1 or resolved.learning_rate <= 0 or resolved.time_budget_s <= 0:
+        raise SubmissionInputError("batch_size, learning_rate and time_budget_s must be positive")
+    if not 0 <= resolved.holdout_fraction < 1:
+        raise SubmissionInputError("holdout_fraction must be in [0, 1)")
+    return resolved
+
+
+def check_model_dir(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.is_dir():
+        raise SubmissionInputError(f"{path}: input model folder not found")
+    if not (path / "config.json").is_file():
+        raise SubmissionInputError(f"{path}: no config.json, not a Hugging Face model folder")
+    if not (any(path.glob("*.safetensors")) or any(path.glob("pytorch_model*.bin"))):
+        raise SubmissionInputError(f"{path}: no model weights (*.safetensors or pytorch_model*.bin)")
+    if not any((path / name).is_file() for name in TOKENIZER_FILES):
+        raise SubmissionInputError(f"{path}: no tokenizer (none of {', '.join(TOKENIZER_FILES)})")
+    return path
+
+
+def check_output_dir(output: str | Path, model_dir: Path) -> Path:
+    output = Path(output)
+    resolved_out, resolved_in = output.resolve(), model_dir.resolve()
+    if resolved_out == resolved_in:
+        raise SubmissionInputError(f"{output}: the output folder is the input model folder "
+                                   f"(the input is never modified; choose another output folder)")
+    if resolved_in in resolved_out.parents or resolved_out in resolved_in.parents:
+        raise SubmissionInputError(f"{output}: the output folder and the input model folder {model_dir} "
+                                   f"contain one another (the input is never modified)")
+    if output.exists() and not output.is_dir():
+        raise SubmissionInputError(f"{output}: the output path exists and is not a folder")
+    if output.is_dir() and any(output.iterdir()) and not (output / "config.json").is_file():
+        raise SubmissionInputError(f"{output}: the output folder holds files and no checkpoint; "
+                                   f"refusing to replace them")
+    return output
+
+
+def unlearn(input_path_to_unlearning_candidate_model, output_path_to_write_unlearned_model,
+            path_to_forget_set, path_to_retain_set, **options) -> dict:
+    """Unlearn the forget set from the model, keep the retain set, and leave the best checkpoint found
+    within the time budget in the output folder. Every input is checked before anything is written.
+    Returns a summary (method, steps, selection score of the saved checkpoint, seconds)."""
+    started = time.monotonic()
+    resolved = resolve_options(options)
+    model_dir = check_model_dir(input_path_to_unlearning_candidate_model)
+    output = check_output_dir(output_path_to_write_unlearned_model, model_dir)
+    forget_rows = load_rows(path_to_forget_set, "forget")
+    retain_rows = load_rows(path_to_retain_set, "retain")
+    return _run(model_dir, output, forget_rows, retain_rows, resolved, started)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The loop
+
+
+class _Clock:
+    """Time left before the budget's end, and running estimates of what a step, a selection pass and a
+    save cost, so that the loop stops while there is still time to score and save."""
+
+    def __init__(self, started: float, budget: float, margin: float):
+        self.deadline = started + budget - margin
+        self.step_s = 0.0
+        self.eval_s = 0.0
+        self.save_s = 0.0
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def can_continue(self) -> bool:
+        return self.left() > self.step_s + self.eval_s + self.save_s
+
+
+def _log(options: UnlearnOptions, accelerator, message: str) -> None:
+    if options.verbose and accelerator.is_main_process:
+        print(f"[unlearn] {message}", file=sys.stderr, flush=True)
+
+
+def _train_dtype(options: UnlearnOptions, device: torch.device) -> torch.dtype:
+    if options.train_dtype is not None:
+        return checkpoint.DTYPE_NAMES[options.train_dtype]
+    return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
+def _selection_slices(forget_rows: list[Row], retain_rows: list[Row], options: UnlearnOptions):
+    slices, training = {}, {}
+    for name, rows in (("forget", forget_rows), ("retain", retain_rows)):
+        fraction = min(options.holdout_fraction, options.max_selection_rows / len(rows))
+        training[name], slices[name] = split_selection_rows(rows, fraction, options.seed)
+        slices[name] = slices[name][:options.max_selection_rows]
+    return training, slices
+
+
+def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: list[Row],
+         options: UnlearnOptions, started: float) -> dict:
+    from accelerate import Accelerator
+    from accelerate.utils import broadcast_object_list, set_seed
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    method = get_method(options.method)
+    accelerator = Accelerator()
+    set_seed(options.seed)
+    world, rank = accelerator.num_processes, accelerator.process_index
+    deepspeed_plugin = getattr(accelerator.state, "deepspeed_plugin", None)
+    zero3 = deepspeed_plugin is not None and deepspeed_plugin.zero_stage == 3
+    margin = options.safety_margin_s if options.safety_margin_s is not None else 0.1 * options.time_budget_s
+    clock = _Clock(started, options.time_budget_s, margin)
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=options.trust_remote_code)
+    if tokenizer.eos_token_id is None:
+        raise SubmissionInputError(f"{model_dir}: the tokenizer has no eos token")
+    tokenizer.pad_token = tokenizer.eos_token
+    save_dtype = checkpoint.input_dtype(model_dir)
+    train_dtype = _train_dtype(options, accelerator.device)
+
+    training, selection = _selection_slices(forget_rows, retain_rows, options)
+    encoded = {}
+    for name in SPLITS:
+        encoded[name] = [e for e in (encode_row(tokenizer, r, options.max_length, options.sc_loss_on_prompt)
+                                     for r in training[name]) if e is not None]
+        if not encoded[name]:
+            raise SubmissionInputError(f"the {name} set has no row with an answer token within "
+                                       f"max_length={options.max_length}")
+
+    if accelerator.is_main_process:
+        checkpoint.recover(output)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=train_dtype,
+                                                 trust_remote_code=options.trust_remote_code)
+    base_config = model.config
+    if options.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.config.use_cache = False
+    lora_scaling = None
+    if options.lora_rank > 0:
+        from peft import LoraConfig, get_peft_model
+
+        alpha = options.lora_alpha if options.lora_alpha is not None else 2.0 * options.lora_rank
+        lora_scaling = alpha / options.lora_rank
+        if options.gradient_checkpointing:
+            model.enable_input_require_grads()
+        model = get_peft_model(model, LoraConfig(r=options.lora_rank, lora_alpha=alpha, lora_dropout=0.0,
+                                                 target_modules="all-linear", task_type="CAUSAL_LM"))
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=options.learning_rate,
+                                  weight_decay=0.0)
+    if deepspeed_plugin is not None and deepspeed_plugin.deepspeed_config.get("train_micro_batch_size_per_gpu") == "auto":
+        deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = options.batch_size
+    model, optimizer = accelerator.prepare(model, optimizer)
+    model.train()
+
+    reference = None
+    if method.needs_reference:
+        reference = _reference_logits(model, accelerator, model_dir, train_dtype, options)
+
+    forget_per_step = options.batch_size * world
+    retain_batch = options.retain_batch_size or options.batch_size
+    steps = options.max_steps or max(1, math.ceil(options.epochs * len(encoded["forget"]) / forget_per_step))
+    schedule = method.schedule(len(encoded["forget"]), len(encoded["retain"]), forget_per_step,
+                               retain_batch * world, steps, options.chunk_size, options.seed)
+    eval_every = max(1, math.ceil(steps / max(1, options.evaluations)))
+    _log(options, accelerator, f"method={method.name} steps={steps} processes={world} dtype={train_dtype} "
+         f"lora_rank={options.lora_rank} train rows forget={len(encoded['forget'])} retain={len(encoded['retain'])} "
+         f"selection rows forget={len(selection['forget'])} retain={len(selection['retain'])}")
+
+    state = {"best": None, "best_step": None, "history": []}
+
+    def evaluate_and_keep(step: int) -> None:
+        began = time.monotonic()
+        score = score_model(accelerator.unwrap_model(model), tokenizer, selection, options.eval_batch_size,
+                            accelerator.device, synced_gpus=zero3)
+        if world > 1:  # every process takes the main process's verdict
+            holder = [score]
+            broadcast_object_list(holder)
+            score = holder[0]
+        clock.eval_s = max(clock.eval_s, time.monotonic() - began)
+        state["history"].append({"step": step, "task_aggregate": score.task_aggregate,
+                                 "balance": score.balance, "seconds": round(time.monotonic() - started, 1)})
+        better = state["best"] is None or score.key() > state["best"].key()
+        _log(options, accelerator, f"step {step}: selection task aggregate {score.task_aggregate:.3f} "
+             f"balance {score.balance:.3f}{' (best, saving)' if better else ''}")
+        if better and (step > 0 or options.save_initial):
+            began = time.monotonic()
+            _save(model, accelerator, model_dir, output, save_dtype, base_config, lora_scaling,
+                  {"method": method.name, "step": step, "steps": steps, "score": dataclasses.asdict(score),
+                   "options": dataclasses.asdict(options), "history": state["history"]})
+            clock.save_s = max(clock.save_s, time.monotonic() - began)
+            state["best"], state["best_step"] = score, step
+        elif better:
+            state["best"], state["best_step"] = score, step
+
+    evaluate_and_keep(0)
+    step = 0
+    for step, (forget_ids, retain_ids) in enumerate(schedule, start=1):
+        stop = torch.tensor([0.0 if clock.can_continue() else 1.0], device=accelerator.device)
+        if world > 1:
+            stop = accelerator.reduce(stop, reduction="sum")
+        if stop.item() > 0:
+            _log(options, accelerator, f"time budget: stopping before step {step} of {steps}")
+            step -= 1
+            break
+        began = time.monotonic()
+        mine_f = forget_ids[rank * options.batch_size:(rank + 1) * options.batch_size]
+        mine_r = retain_ids[rank * retain_batch:(rank + 1) * retain_batch]
+        batch_f = {k: v.to(accelerator.device) for k, v in collate([encoded["forget"][i] for i in mine_f],
+                                                                     tokenizer.pad_token_id).items()}
+        batch_r = {k: v.to(accelerator.device) for k, v in collate([encoded["retain"][i] for i in mine_r],
+                                                                     tokenizer.pad_token_id).items()}
+        loss, logs = method.loss(LossInputs(model=model, forget=batch_f, retain=batch_r, reference=reference,
+                                            forget_weight=options.forget_weight, retain_weight=options.retain_weight,
+                                            beta=options.beta, gamma=options.gamma,
+                                            forget_nll_ceiling=options.forget_nll_ceiling))
+        accelerator.backward(loss)
+        if options.max_grad_norm:
+            accelerator.clip_grad_norm_(model.parameters(), options.max_grad_norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        elapsed = time.monotonic() - began
+        clock.step_s = elapsed if clock.step_s == 0 else 0.9 * clock.step_s + 0.1 * elapsed
+        if step % eval_every == 0 or step == steps:
+            if options.verbose and accelerator.is_main_process:
+                _log(options, accelerator, f"step {step}: loss {loss.item():.3f} "
+                     + " ".join(f"{k} {v:.3f}" for k, v in logs.items()))
+            evaluate_and_keep(step)
+    if state["history"][-1]["step"] != step and clock.left() > clock.eval_s + clock.save_s:
+        evaluate_and_keep(step)  # stopped by the clock between two selection passes
+    accelerator.wait_for_everyone()
+    best = state["best"]
+    return {"method": method.name, "steps_done": step, "steps_planned": steps, "best_step": state["best_step"],
+            "selection_task_aggregate": best.task_aggregate if best else None,
+            "seconds": round(time.monotonic() - started, 1), "output": str(output)}
+
+
+def _reference_logits(model, accelerator, model_dir: Path, dtype: torch.dtype, options: UnlearnOptions):
+    """The frozen model's logits. With LoRA the reference is the same network with the adapter switched
+    off (no second copy in memory); otherwise a frozen copy is loaded, only for the methods that need it."""
+    from transformers import AutoModelForCausalLM
+
+    unwrapped = accelerator.unwrap_model(model)
+    if options.lora_rank > 0:
+        def lora_reference(batch):
+            with torch.no_grad(), unwrapped.disable_adapter():
+                return unwrapped(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        return lora_reference
+    frozen = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, trust_remote_code=options.trust_remote_code)
+    frozen.requires_grad_(False)
+    frozen.eval()
+    frozen.to(accelerator.device)
+
+    def frozen_reference(batch):
+        with torch.no_grad():
+            return frozen(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    return frozen_reference
+
+
+def _save(model, accelerator, model_dir: Path, output: Path, dtype: torch.dtype, base_config, lora_scaling,
+          log: dict) -> None:
+    """Every process takes part (ZeRO-3 gathers the shards); the main process writes."""
+    state_dict = accelerator.get_state_dict(model)
+    if accelerator.is_main_process:
+        if lora_scaling is not None:
+            state_dict = checkpoint.merge_lora(state_dict, lora_scaling)
+        checkpoint.write_checkpoint(state_dict, model_dir, output, dtype,
+                                    tie_word_embeddings=bool(getattr(base_config, "tie_word_embeddings", False)),
+                                    extra_files={LOG_FILE: json.dumps(log, indent=1, default=str)})
+    accelerator.wait_for_everyone()
