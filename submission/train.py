@@ -177,7 +177,8 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     method = get_method(options.method)
-    accelerator = Accelerator()
+    # No GPU: say so, or accelerate would not treat a torchrun-style launch as multi-process CPU (gloo).
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
     set_seed(options.seed)
     world, rank = accelerator.num_processes, accelerator.process_index
     deepspeed_plugin = getattr(accelerator.state, "deepspeed_plugin", None)
