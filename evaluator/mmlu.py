@@ -446,11 +446,17 @@ def prefix_cached_choice_probs(lm, prompts: Sequence[Prompt], candidate_ids: Seq
                 keep = sorted(set(last))
                 cache = copy.deepcopy(prefix_cache)  # a fresh copy per batch: the forward pass appends to it
                 cache.batch_repeat_interleave(len(batch))
-                logits = model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
-                               position_ids=position_ids.to(device), past_key_values=cache, use_cache=True,
-                               logits_to_keep=torch.tensor(keep, device=device)).logits
+                inputs = dict(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
+                              position_ids=position_ids.to(device), past_key_values=cache, use_cache=True)
+                try:  # only the positions some row ends at go through the (large) output projection
+                    logits = model(**inputs, logits_to_keep=torch.tensor(keep, device=device)).logits
+                    columns = torch.tensor([keep.index(p) for p in last], device=device)
+                except TypeError:  # a model class without ``logits_to_keep``
+                    cache = copy.deepcopy(prefix_cache)
+                    cache.batch_repeat_interleave(len(batch))
+                    logits = model(**{**inputs, "past_key_values": cache}).logits
+                    columns = torch.tensor(last, device=device)
                 rows = torch.arange(len(batch), device=device)
-                columns = torch.tensor([keep.index(p) for p in last], device=device)
                 probs = _last_position_probs(logits[rows, columns], candidate_ids).cpu().numpy()
                 for row, (index, _) in enumerate(batch):
                     results[index] = probs[row]
