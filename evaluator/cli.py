@@ -163,16 +163,22 @@ def mmlu_command(checkpoint, data, out, ntrain, subjects, batch_size, dtype, gat
 @click.option("--mmlu-metrics", type=click.Path(path_type=Path), default=None, help="MMLU metrics.json.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Write evaluation_results.jsonl here.")
 @click.option("--gate", type=float, default=0.371, show_default=True)
+@click.option("--reference-mmlu", type=click.Path(path_type=Path), default=None,
+              help="Relative gate (75%%): the reference's MMLU metrics.json (gate.json goes beside --out).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results JSON only.")
-def score(folder, mmlu_metrics, out, gate, as_json):
+def score(folder, mmlu_metrics, out, gate, reference_mmlu, as_json):
     """Recompute every metric from the CSVs of an evaluation folder (ours or the official script's)."""
     from .evaluate import read_mmlu_average, score_directory
+    from .mmlu import GATE_FILE, utility_gate, write_json
 
     mmlu = read_mmlu_average(mmlu_metrics) if mmlu_metrics is not None else None
+    reference = read_mmlu_average(reference_mmlu) if reference_mmlu is not None else None
     result = score_directory(folder, mmlu)
+    gate_report = utility_gate(result.mmlu_average, gate, reference)
     if out is not None:
         result.write(out)
-    click.echo(result.to_json() if as_json else format_result_table(result, gate))
+        write_json(out.parent / GATE_FILE, gate_report)
+    click.echo(result.to_json() if as_json else format_result_table(result, gate, gate_report))
 
 
 @main.command()
@@ -180,17 +186,20 @@ def score(folder, mmlu_metrics, out, gate, as_json):
 @click.option("--mia-score", required=True, type=float)
 @click.option("--mmlu", required=True, type=float)
 @click.option("--gate", type=float, default=0.371, show_default=True)
+@click.option("--reference-mmlu", type=float, default=None, help="Reference model's MMLU: adds the relative (75%) gate.")
 @click.option("--json", "as_json", is_flag=True)
-def aggregate(task_aggregate, mia_score, mmlu, gate, as_json):
+def aggregate(task_aggregate, mia_score, mmlu, gate, reference_mmlu, as_json):
     """The final score from its three parts, and the MMLU gate."""
-    from .scoring import final_score, passes_mmlu_gate
+    from .mmlu import format_gate, utility_gate
+    from .scoring import final_score
 
     final = final_score(task_aggregate, mmlu, mia_score)
-    passed = passes_mmlu_gate(mmlu, gate)
+    report = utility_gate(mmlu, gate, reference_mmlu)
     if as_json:
-        click.echo(json.dumps({"aggregate-score": final, "mmlu_gate": gate, "mmlu_gate_passed": passed}))
+        click.echo(json.dumps({"aggregate-score": final, "mmlu_gate": gate, "mmlu_gate_passed": report["passed"],
+                               "gate": report}))
     else:
-        click.echo(f"final score: {final:.4f}\nMMLU gate (>= {gate}): {'pass' if passed else 'FAIL'}")
+        click.echo(f"final score: {final:.4f}\n{format_gate(report)}")
 
 
 if __name__ == "__main__":

@@ -259,3 +259,25 @@ def test_evaluate_runs_mmlu_inline_and_writes_the_gate_separately(tmp_path, one_
     assert [g["gate"] for g in gate["gates"]] == ["absolute", "relative"]
     assert gate["mmlu_average"] == average and gate["passed"] == all(g["passed"] for g in gate["gates"])
     assert "MMLU gate, relative" in result.output
+
+
+def test_aggregate_reports_both_gates():
+    result = CliRunner().invoke(main, ["aggregate", "--task-aggregate", "0.5", "--mia-score", "0.5", "--mmlu", "0.40",
+                                       "--reference-mmlu", "0.56", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["mmlu_gate_passed"] is False and [g["passed"] for g in report["gate"]["gates"]] == [True, False]
+
+
+@needs_shared
+@pytest.mark.golden
+def test_score_writes_gate_beside_the_official_file_and_keeps_it_byte_identical(tmp_path):
+    official = GOLDEN / "official" / "target"
+    out = tmp_path / "evaluation_results.jsonl"
+    result = CliRunner().invoke(main, ["score", str(official), "--mmlu-metrics", str(GOLDEN / "mmlu_metrics.json"),
+                                       "--out", str(out), "--reference-mmlu", str(GOLDEN / "mmlu_metrics.json")])
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes() == (official / "evaluation_results.jsonl").read_bytes()
+    gate = json.loads((tmp_path / "gate.json").read_text())
+    assert gate["gates"][1]["gate"] == "relative" and gate["gates"][1]["passed"] is True
+    assert "MMLU gate, relative" in result.output
