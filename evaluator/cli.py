@@ -79,6 +79,9 @@ def main():
 @click.option("--dtype", type=click.Choice(["bfloat16", "float32", "float16"]), default="bfloat16", show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="Fast mode only.")
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--recheck-margin", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Fast mode: regenerate the official way every row whose top-2 logit gap fell below this "
+                   "(0.25 makes a confident model's generations those of official mode; 0 = off).")
 @click.option("--gate", type=float, default=0.371, show_default=True, help="MMLU gate (absolute).")
 @click.option("--mmlu-data", type=click.Path(path_type=Path), default=None,
               help="MMLU CSV folder (dev/, test/): run MMLU inline on the loaded checkpoint, outputs in --out/mmlu/.")
@@ -88,15 +91,16 @@ def main():
               help="Relative gate (75%%): the reference's MMLU metrics.json, or its checkpoint folder (run on --mmlu-data).")
 @click.option("--trust-remote-code", is_flag=True, help="Let the checkpoint run its own code (off by default).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def evaluate(checkpoint, data, out, split, mia, mmlu_metrics, mode, dtype, batch_size, max_new_tokens, gate,
-             mmlu_data, ntrain, mmlu_subjects, reference_mmlu, trust_remote_code, quiet):
+def evaluate(checkpoint, data, out, split, mia, mmlu_metrics, mode, dtype, batch_size, max_new_tokens,
+             recheck_margin, gate, mmlu_data, ntrain, mmlu_subjects, reference_mmlu, trust_remote_code, quiet):
     """Generate, score and write the official files into --out (and --out/gate.json)."""
     from . import mmlu
     from .engine import check_checkpoint
     from .evaluate import EvaluationSettings, evaluate as run, read_mmlu_average
 
     settings = EvaluationSettings(mode=mode, dtype=dtype, batch_size=batch_size, max_new_tokens=max_new_tokens,
-                                  trust_remote_code=trust_remote_code, show_progress=not quiet)
+                                  trust_remote_code=trust_remote_code, show_progress=not quiet,
+                                  recheck_margin=recheck_margin)
     if mmlu_data is not None and mmlu_metrics is not None:
         raise InputError("give --mmlu-metrics or --mmlu-data, not both")
     subjects = mmlu_subjects.split(",") if mmlu_subjects else None
@@ -200,6 +204,35 @@ def aggregate(task_aggregate, mia_score, mmlu, gate, reference_mmlu, as_json):
                                "gate": report}))
     else:
         click.echo(f"final score: {final:.4f}\n{format_gate(report)}")
+
+
+@main.command("make-stub")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("data_stub"), show_default=True,
+              help="Folder to write the stub data into.")
+def make_stub(out):
+    """Write the synthetic stub data (deterministic: reproduces the committed data_stub/ byte for byte)."""
+    from .stub import generate_stub
+
+    files = generate_stub(out)
+    click.echo(f"wrote {len(files)} files under {out}")
+
+
+@main.command("make-target")
+@click.option("--data", type=click.Path(path_type=Path), default=Path("data_stub"), show_default=True,
+              help="Stub data folder (as make-stub writes it).")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Model folder. Default: $LUME_HARNESS_CACHE (or ~/.cache/lume-harness)/target-<data hash>.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def make_target(data, out, quiet):
+    """Train (or reuse from the cache) the tiny OLMo target that memorizes the stub; prints its folder last."""
+    from .target import TargetCheckFailed, build_target
+
+    try:
+        build = build_target(data, out, progress=not quiet, log=lambda line: click.echo(line, err=True))
+    except TargetCheckFailed as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(build.path)
 
 
 if __name__ == "__main__":

@@ -119,20 +119,28 @@ def run_sharded(items: Sequence, work: Callable[[list], list], state=None) -> li
 
 
 @torch.no_grad()
+def official_generate(lm: LoadedModel, prompt: str, max_new_tokens: int) -> str:
+    """SPEC 2: greedy, no attention mask, the official decoding flags; the text after the prompt."""
+    model, tok = lm.model, lm.tokenizer
+    prompt_ids = tok(prompt, return_tensors="pt").input_ids.to(next(model.parameters()).device)
+    generated = model.generate(prompt_ids, max_new_tokens=max_new_tokens, do_sample=False, use_cache=True,
+                               pad_token_id=tok.eos_token_id)
+    return tok.batch_decode(generated[:, prompt_ids.shape[1]:], skip_special_tokens=True,
+                            clean_up_tokenization_spaces=True)[0]
+
+
+@torch.no_grad()
 def official_generate_and_loss(lm: LoadedModel, rows: list[tuple[str, str]], max_new_tokens: int,
                                progress: str = "") -> list[tuple[str, float]]:
     model, tok = lm.model, lm.tokenizer
     device = next(model.parameters()).device
     out = []
     for question, answer in tqdm(rows, desc=progress, disable=not progress):
-        prompt_ids = tok(question, return_tensors="pt").input_ids.to(device)
+        prompt_length = len(tok(question).input_ids)
         full_ids = tok(question + answer, return_tensors="pt").input_ids.to(device)
         labels = full_ids.clone()
-        labels[:, : prompt_ids.shape[1]] = -100  # by the prompt's length, even if the boundary re-tokenized
-        generated = model.generate(prompt_ids, max_new_tokens=max_new_tokens, do_sample=False, use_cache=True,
-                                   pad_token_id=tok.eos_token_id)
-        text = tok.batch_decode(generated[:, prompt_ids.shape[1]:], skip_special_tokens=True,
-                                clean_up_tokenization_spaces=True)[0]
+        labels[:, :prompt_length] = -100  # by the prompt's length, even if the boundary re-tokenized
+        text = official_generate(lm, question, max_new_tokens)
         nll = model(full_ids, labels=labels).loss.item()
         out.append((text, nll))
     return out
@@ -159,13 +167,47 @@ def _batches_by_length(lengths: Sequence[int], batch_size: int) -> list[list[int
     return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
 
 
+class _GreedyMarginRecorder:
+    """A logits processor that records, per row and step, the gap between the two best next-token logits.
+
+    Greedy decoding picks the same token as another run of the same model whenever that gap is larger
+    than the rounding difference between the two runs; the recheck below relies on it."""
+
+    def __init__(self):
+        self.steps: list[torch.Tensor] = []
+
+    def __call__(self, input_ids, scores):
+        top2 = scores.float().topk(2, dim=-1).values
+        self.steps.append((top2[:, 0] - top2[:, 1]).cpu())
+        return scores
+
+    def row_minimum(self, generated: torch.Tensor, eos_token_id: int) -> torch.Tensor:
+        """Smallest gap of each row over the steps up to and including its own end of sequence."""
+        gaps = torch.stack(self.steps, dim=1)  # rows x steps
+        alive = torch.ones_like(gaps, dtype=torch.bool)
+        ended = (generated[:, : gaps.shape[1]] == eos_token_id).cpu()
+        after_end = (ended.cumsum(dim=1) - ended.long()) > 0  # steps after the first eos
+        alive &= ~after_end
+        return torch.where(alive, gaps, torch.full_like(gaps, float("inf"))).min(dim=1).values
+
+
 @torch.no_grad()
 def batched_generate(lm: LoadedModel, prompts: list[str], max_new_tokens: int, batch_size: int,
-                     progress: str = "") -> list[str]:
+                     progress: str = "", recheck_margin: float = 0.0) -> list[str]:
+    """Greedy generation in length-sorted, left-padded batches.
+
+    Padding changes how bfloat16 attention rounds (SPEC section 6), so a row whose best and second-best
+    next tokens were ever closer than ``recheck_margin`` (in logits) is generated again the official way,
+    one row without a mask. With a margin above the rounding noise (0.25 is ample for bfloat16 logits of
+    the size these models produce) the generations are those of official mode; 0 turns the recheck off.
+    """
+    from transformers import LogitsProcessorList
+
     model, tok = lm.model, lm.tokenizer
     device = next(model.parameters()).device
     encoded = [tok(p).input_ids for p in prompts]
     results: list[str] = [""] * len(prompts)
+    unsure: list[int] = []
     for batch in tqdm(_batches_by_length([len(e) for e in encoded], batch_size), desc=progress,
                       disable=not progress):
         width = max(len(encoded[i]) for i in batch)
@@ -174,12 +216,20 @@ def batched_generate(lm: LoadedModel, prompts: list[str], max_new_tokens: int, b
         for row, i in enumerate(batch):  # left padding: every prompt ends where generation starts
             input_ids[row, width - len(encoded[i]):] = torch.tensor(encoded[i])
             attention[row, width - len(encoded[i]):] = 1
+        recorder = _GreedyMarginRecorder()
         generated = model.generate(input_ids.to(device), attention_mask=attention.to(device),
                                    max_new_tokens=max_new_tokens, do_sample=False, use_cache=True,
-                                   pad_token_id=tok.eos_token_id)
-        texts = tok.batch_decode(generated[:, width:], skip_special_tokens=True, clean_up_tokenization_spaces=True)
+                                   pad_token_id=tok.eos_token_id,
+                                   logits_processor=LogitsProcessorList([recorder]) if recheck_margin > 0 else None)
+        new_tokens = generated[:, width:]
+        texts = tok.batch_decode(new_tokens, skip_special_tokens=True, clean_up_tokenization_spaces=True)
         for i, text in zip(batch, texts):
             results[i] = text
+        if recheck_margin > 0 and recorder.steps:
+            margins = recorder.row_minimum(new_tokens, tok.eos_token_id)
+            unsure += [i for i, margin in zip(batch, margins.tolist()) if margin < recheck_margin]
+    for i in tqdm(sorted(unsure), desc=f"{progress} recheck" if progress else "", disable=not progress):
+        results[i] = official_generate(lm, prompts[i], max_new_tokens)
     return results
 
 
@@ -215,10 +265,11 @@ def batched_loss(lm: LoadedModel, sequences: list[list[int]], label_starts: list
 
 
 def fast_generate_and_loss(lm: LoadedModel, rows: list[tuple[str, str]], max_new_tokens: int,
-                           batch_size: int = 16, progress: str = "") -> list[tuple[str, float]]:
+                           batch_size: int = 16, progress: str = "",
+                           recheck_margin: float = 0.0) -> list[tuple[str, float]]:
     tok = lm.tokenizer
     texts = batched_generate(lm, [q for q, _ in rows], max_new_tokens, batch_size,
-                             progress=f"{progress} generate" if progress else "")
+                             progress=f"{progress} generate" if progress else "", recheck_margin=recheck_margin)
     prompt_lengths = [len(tok(q).input_ids) for q, _ in rows]
     sequences = [tok(q + a).input_ids for q, a in rows]
     losses = batched_loss(lm, sequences, prompt_lengths, batch_size, progress=f"{progress} loss" if progress else "")
@@ -256,6 +307,7 @@ class Engine:
     batch_size: int = 16
     show_progress: bool = True
     state: object = None
+    recheck_margin: float = 0.0
 
     def _kwargs(self) -> dict:
         return {"batch_size": self.batch_size} if MODES[self.mode].batched else {}
@@ -267,8 +319,9 @@ class Engine:
     def generations(self, rows: list[tuple[str, str]], name: str = "") -> list[tuple[str, float]] | None:
         """(model_output, nll) per (input, output) row; None on processes other than the main one."""
         mode = MODES[self.mode]
+        extra = {"recheck_margin": self.recheck_margin} if mode.batched else {}
         return run_sharded(rows, lambda shard: mode.generate_and_loss(
-            self.lm, shard, self.max_new_tokens, progress=self._label(name), **self._kwargs()), self.state)
+            self.lm, shard, self.max_new_tokens, progress=self._label(name), **self._kwargs(), **extra), self.state)
 
     def document_losses(self, documents: list[str], name: str = "") -> list[float] | None:
         mode = MODES[self.mode]

@@ -121,6 +121,7 @@ class EvaluationSettings:
     max_new_tokens: int = 256
     trust_remote_code: bool = False
     show_progress: bool = True
+    recheck_margin: float = 0.0  # fast mode: regenerate officially rows whose greedy margin fell below it
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -154,7 +155,8 @@ def evaluate(checkpoint: str | Path, data: str | Path, out: str | Path, split: s
 
     state = distributed_state()
     lm = load_model(checkpoint, settings.dtype, settings.trust_remote_code, device=state.device)
-    engine = Engine(lm, settings.mode, settings.max_new_tokens, settings.batch_size, settings.show_progress, state)
+    engine = Engine(lm, settings.mode, settings.max_new_tokens, settings.batch_size, settings.show_progress, state,
+                    recheck_margin=settings.recheck_margin)
 
     tables = {}
     for name in SPLITS:
