@@ -341,8 +341,11 @@ def mmlu_questions(rng: random.Random) -> dict[str, list[list[str]]]:
 
     out = {}
     for subject in MMLU_SUBJECTS:
-        letters = [LETTERS[i % 4] for i in range(n)]
-        rng.shuffle(letters)
+        letters = []
+        for count in (MMLU_QUESTIONS["dev"], MMLU_QUESTIONS["test"]):  # balanced within dev and within test
+            part = [LETTERS[i % 4] for i in range(count)]
+            rng.shuffle(part)
+            letters += part
         out[subject] = [_choice_row(rng, q, a, pool, letter) for (q, a, pool), letter in zip(pools[subject], letters)]
     return out
 
