@@ -5,7 +5,8 @@ the stub (``data_stub/``) the way the challenge's targets memorized LUME.
 
 - every forget and retain row of both splits (train and validation), as ``input + output + eos`` with the
   loss on the whole text: the eos teaches generation to stop after the memorized output;
-- the MIA member documents (the forget documents again, as the MIA step reads them);
+- the MIA member documents (in the stub these are the forget documents themselves, ``input + output`` of
+  their sc rows, so each text is trained once);
 - the mini-MMLU dev and test questions, in the open-instruct prompt format (SPEC section 3), as few-shot
   prompts of shuffled questions under the subject header, so a zero- or five-shot evaluation finds them.
 
@@ -411,6 +412,7 @@ def build_target(data: str | Path = "data_stub", out: str | Path | None = None,
                                "tokenizers": _version("tokenizers")},
                   "cpu_capability": torch.backends.cpu.get_cpu_capability()}
         (work / BUILD_RECORD).write_text(json.dumps(record, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        work.chmod(0o755)  # mkdtemp makes it private; the finished folder is an ordinary one
         try:
             os.rename(work, out)
         except OSError:

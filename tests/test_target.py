@@ -7,7 +7,6 @@ two to three minutes on two cores otherwise. ``benchmarks/bench_target.py`` time
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import time
 from pathlib import Path
@@ -129,3 +128,22 @@ def test_second_build_is_instant_and_the_cli_prints_the_folder(built):
     assert result.stdout.strip().splitlines()[-1] == str(built.path)
     assert (built.path / BUILD_RECORD).is_file()
 
+
+
+@pytest.mark.slow
+def test_damaging_the_target_costs_mini_mmlu(built):
+    """What the dry-run relies on: the mini-MMLU is knowledge the target holds, so noise in its weights
+    (as over-aggressive unlearning would do) brings it down towards chance."""
+    import torch
+
+    from evaluator.engine import load_model
+    from evaluator.mmlu import load_mmlu, run_mmlu
+
+    subjects = load_mmlu(STUB / "mmlu", ntrain=5)
+    lm = load_model(built.path, "float32")
+    assert run_mmlu(lm, subjects, show_progress=False).average >= 0.9
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for parameter in lm.model.parameters():
+            parameter.add_(torch.randn_like(parameter) * parameter.std())
+    assert run_mmlu(lm, subjects, show_progress=False).average <= 0.5
