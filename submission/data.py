@@ -103,7 +103,7 @@ def load_rows(path: str | Path, name: str) -> list[Row]:
 
 
 def split_selection_rows(rows: list[Row], fraction: float, seed: int,
-                         in_sample_per_group: int = 4) -> tuple[list[Row], list[Row]]:
+                         in_sample_per_group: int = 8) -> tuple[list[Row], list[Row]]:
     """(training rows, selection rows).
 
     ``fraction`` of every (task, kind) group is held out of training and scored to pick the best

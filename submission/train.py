@@ -46,7 +46,7 @@ class UnlearnOptions:
     gamma: float = 0.0  # SimNPO margin
     forget_nll_ceiling: float | None = None  # stop ascending on forget rows whose loss is above this
     sc_loss_on_prompt: bool = True  # sentence-completion rows: loss on the whole passage, not just the continuation
-    lora_rank: int = 0  # 0: full-parameter training; >0: LoRA of that rank, merged before saving
+    lora_rank: int | None = None  # 0: full-parameter; >0: LoRA of that rank, merged before saving; None: see _auto_lora
     lora_alpha: float | None = None  # default 2 * rank
     gradient_checkpointing: bool = False
     max_length: int = 512
@@ -210,15 +210,16 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
     if options.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         model.config.use_cache = False
+    lora_rank = _auto_lora(model, accelerator, zero3, options)
     lora_scaling = None
-    if options.lora_rank > 0:
+    if lora_rank > 0:
         from peft import LoraConfig, get_peft_model
 
-        alpha = options.lora_alpha if options.lora_alpha is not None else 2.0 * options.lora_rank
-        lora_scaling = alpha / options.lora_rank
+        alpha = options.lora_alpha if options.lora_alpha is not None else 2.0 * lora_rank
+        lora_scaling = alpha / lora_rank
         if options.gradient_checkpointing:
             model.enable_input_require_grads()
-        model = get_peft_model(model, LoraConfig(r=options.lora_rank, lora_alpha=alpha, lora_dropout=0.0,
+        model = get_peft_model(model, LoraConfig(r=lora_rank, lora_alpha=alpha, lora_dropout=0.0,
                                                  target_modules="all-linear", task_type="CAUSAL_LM"))
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=options.learning_rate,
                                   weight_decay=0.0)
@@ -229,7 +230,7 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
 
     reference = None
     if method.needs_reference:
-        reference = _reference_logits(model, accelerator, model_dir, train_dtype, options)
+        reference = _reference_logits(model, accelerator, model_dir, train_dtype, options, lora_rank > 0)
 
     forget_per_step = options.batch_size * world
     retain_batch = options.retain_batch_size or options.batch_size
@@ -238,7 +239,7 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
                                retain_batch * world, steps, options.chunk_size, options.seed)
     eval_every = max(1, math.ceil(steps / max(1, options.evaluations)))
     _log(options, accelerator, f"method={method.name} steps={steps} processes={world} dtype={train_dtype} "
-         f"lora_rank={options.lora_rank} train rows forget={len(encoded['forget'])} retain={len(encoded['retain'])} "
+         f"lora_rank={lora_rank} train rows forget={len(encoded['forget'])} retain={len(encoded['retain'])} "
          f"selection rows forget={len(selection['forget'])} retain={len(selection['retain'])}")
 
     state = {"best": None, "best_step": None, "history": []}
@@ -257,17 +258,16 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
         better = state["best"] is None or score.key() > state["best"].key()
         _log(options, accelerator, f"step {step}: selection task aggregate {score.task_aggregate:.3f} "
              f"balance {score.balance:.3f}{' (best, saving)' if better else ''}")
-        if better and (step > 0 or options.save_initial):
+        if better:
             began = time.monotonic()
             _save(model, accelerator, model_dir, output, save_dtype, base_config, lora_scaling,
                   {"method": method.name, "step": step, "steps": steps, "score": dataclasses.asdict(score),
                    "options": dataclasses.asdict(options), "history": state["history"]})
             clock.save_s = max(clock.save_s, time.monotonic() - began)
             state["best"], state["best_step"] = score, step
-        elif better:
-            state["best"], state["best_step"] = score, step
 
-    evaluate_and_keep(0)
+    if options.save_initial:  # otherwise the first trained checkpoint is the first saved, whatever its score
+        evaluate_and_keep(0)
     step = 0
     for step, (forget_ids, retain_ids) in enumerate(schedule, start=1):
         stop = torch.tensor([0.0 if clock.can_continue() else 1.0], device=accelerator.device)
@@ -300,7 +300,7 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
                 _log(options, accelerator, f"step {step}: loss {loss.item():.3f} "
                      + " ".join(f"{k} {v:.3f}" for k, v in logs.items()))
             evaluate_and_keep(step)
-    if state["history"][-1]["step"] != step and clock.left() > clock.eval_s + clock.save_s:
+    if (not state["history"] or state["history"][-1]["step"] != step) and clock.left() > clock.eval_s + clock.save_s:
         evaluate_and_keep(step)  # stopped by the clock between two selection passes
     accelerator.wait_for_everyone()
     best = state["best"]
@@ -309,13 +309,35 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
             "seconds": round(time.monotonic() - started, 1), "output": str(output)}
 
 
-def _reference_logits(model, accelerator, model_dir: Path, dtype: torch.dtype, options: UnlearnOptions):
+def _auto_lora(model, accelerator, zero3: bool, options: UnlearnOptions) -> int:
+    """The LoRA rank to train with. Unless set, full-parameter training where weights, gradients and AdamW
+    states (8 bytes a parameter in bfloat16, 16 in float32) fit in 60% of one GPU, or on CPU, or under
+    ZeRO-3 (which shards them); otherwise rank 16 with gradient checkpointing: the organizers' plain
+    one-process call on a 7B model would not fit a 40 GB A100 in full."""
+    if options.lora_rank is not None:
+        return options.lora_rank
+    if accelerator.device.type != "cuda" or zero3:
+        return 0
+    parameters = sum(p.numel() for p in model.parameters())
+    bytes_per_parameter = 4 * next(model.parameters()).element_size()
+    if parameters * bytes_per_parameter < 0.6 * torch.cuda.get_device_properties(accelerator.device).total_memory:
+        return 0
+    _log(options, accelerator, f"{parameters / 1e9:.1f}B parameters do not fit one GPU for full training: LoRA rank 16")
+    if not options.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.config.use_cache = False
+        model.enable_input_require_grads()
+    return 16
+
+
+def _reference_logits(model, accelerator, model_dir: Path, dtype: torch.dtype, options: UnlearnOptions,
+                      lora: bool):
     """The frozen model's logits. With LoRA the reference is the same network with the adapter switched
     off (no second copy in memory); otherwise a frozen copy is loaded, only for the methods that need it."""
     from transformers import AutoModelForCausalLM
 
     unwrapped = accelerator.unwrap_model(model)
-    if options.lora_rank > 0:
+    if lora:
         def lora_reference(batch):
             with torch.no_grad(), unwrapped.disable_adapter():
                 return unwrapped(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
