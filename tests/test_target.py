@@ -147,3 +147,18 @@ def test_damaging_the_target_costs_mini_mmlu(built):
         for parameter in lm.model.parameters():
             parameter.add_(torch.randn_like(parameter) * parameter.std())
     assert run_mmlu(lm, subjects, show_progress=False).average <= 0.5
+
+
+@pytest.mark.slow
+def test_prompt_and_answer_tokenize_apart_as_together(built):
+    """The official loss masks ``len(tokenizer(input))`` positions of ``tokenizer(input + output)``: with the
+    stub's boundaries (sc output starting with its space, a question ending in "?") the two agree exactly."""
+    from transformers import AutoTokenizer
+
+    from evaluator.data import load_sets
+
+    tokenizer = AutoTokenizer.from_pretrained(built.path)
+    for split in ("train", "validation"):
+        for rows in load_sets(STUB, split).values():
+            for prompt, answer in zip(rows["input"], rows["output"]):
+                assert tokenizer(prompt + answer).input_ids == tokenizer(prompt).input_ids + tokenizer(answer).input_ids
