@@ -46,6 +46,8 @@ from .train import DEFAULT_METHOD, unlearn
 @click.option("--holdout-fraction", type=float, default=None,
               help="Share of each (task, kind) group kept out of training to pick the best checkpoint.")
 @click.option("--evaluations", type=int, default=None, help="Selection passes over the run.")
+@click.option("--selection-dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default=None,
+              help="Dtype the selection passes score the model in (default bfloat16, as the organizers load it).")
 @click.option("--seed", type=int, default=None)
 @click.option("--train-dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default=None)
 @click.option("--trust-remote-code", is_flag=True, default=None)

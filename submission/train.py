@@ -8,6 +8,7 @@ output folder, written atomically (see ``checkpoint.py``).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -60,6 +61,7 @@ class UnlearnOptions:
     save_initial: bool = True  # first checkpoint = the untouched model, so the folder is never empty for long
     seed: int = 0
     train_dtype: str | None = None  # default bfloat16 on GPU, float32 on CPU
+    selection_dtype: str = "bfloat16"  # what the organizers load the checkpoint in: greedy choices depend on it
     trust_remote_code: bool = False
     verbose: bool = True
 
@@ -192,6 +194,7 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
     tokenizer.pad_token = tokenizer.eos_token
     save_dtype = checkpoint.input_dtype(model_dir)
     train_dtype = _train_dtype(options, accelerator.device)
+    selection_dtype = checkpoint.DTYPE_NAMES[options.selection_dtype]
 
     training, selection = _selection_slices(forget_rows, retain_rows, options)
     encoded = {}
@@ -246,8 +249,13 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
 
     def evaluate_and_keep(step: int) -> None:
         began = time.monotonic()
-        score = score_model(accelerator.unwrap_model(model), tokenizer, selection, options.eval_batch_size,
+        scored_model = accelerator.unwrap_model(model)
+        if selection_dtype != train_dtype and not zero3:
+            # e.g. float32 training on CPU: score a bfloat16 copy, as the evaluator will load the checkpoint
+            scored_model = copy.deepcopy(scored_model).to(selection_dtype)
+        score = score_model(scored_model, tokenizer, selection, options.eval_batch_size,
                             accelerator.device, synced_gpus=zero3)
+        del scored_model
         if world > 1:  # every process takes the main process's verdict
             holder = [score]
             broadcast_object_list(holder)
