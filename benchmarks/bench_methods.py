@@ -43,7 +43,8 @@ def parse_args(argv=None):
     parser.add_argument("--lrs", default="1e-4,3e-4,1e-3")
     parser.add_argument("--epochs", default="3,10")
     parser.add_argument("--extra", default="{}", help="JSON options given to every run (e.g. lora_rank)")
-    parser.add_argument("--default-only", action="store_true", help="only the default method at its defaults")
+    parser.add_argument("--default-only", action="store_true",
+                        help="only the default method at its own defaults (what the organizers' call runs)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--work", default=None, help="folder for checkpoints and results (default: temporary)")
     parser.add_argument("--json", default=None, help="write every run's numbers here")
@@ -108,9 +109,10 @@ def main(argv=None) -> int:
           f"(default method {DEFAULT_METHOD}); model={args.model} data={args.data} split={args.split}", flush=True)
     runs = []
     for method, lr, ep in grid:
-        options = {"method": method, "verbose": False, "evaluations": 3, **extra}
-        if lr is not None:
-            options.update(learning_rate=lr, epochs=ep)
+        options = {"method": method, "verbose": False}
+        if lr is not None:  # grid runs: three selection passes each (time), unless --extra says otherwise
+            options.update(learning_rate=lr, epochs=ep, evaluations=3)
+        options.update(extra)
         name = f"{method}-lr{lr}-ep{ep}"
         checkpoint = work / name / "model"
         shutil.rmtree(work / name, ignore_errors=True)
