@@ -1,0 +1,166 @@
+"""Extra membership-inference diagnostics beside the official loss attack (which alone counts for the score).
+
+One loss pass per document that keeps the per-token log-probabilities (and the mean and spread of the
+log-probability under the model's own next-token distribution) gives, for every document:
+
+- ``zlib_ratio``: log-likelihood / zlib-compressed length in bytes (Carlini et al., 2021; as in the
+  Min-K% code of Shi et al.): ``-nll / len(zlib.compress(document))``;
+- ``min_k_<k>``: Min-K% Prob (Shi et al., 2024): the mean of the k% lowest token log-probabilities;
+- ``min_k_pp_<k>``: Min-K%++ (Zhang et al., 2025): the same over ``(log p(x_t) - mu_t) / sigma_t``, with
+  ``mu_t`` and ``sigma_t`` the mean and standard deviation of ``log p(.)`` under ``p(.)`` at position t.
+
+Every statistic is oriented "higher = more likely a member", so its AUC (members labelled 1) reads like
+the official one. ``extra.csv`` in ``mia_results/`` holds one row per document: ``id``, ``set``
+(member/nonmember), ``nll`` and one column per statistic.
+
+The model pass mirrors SPEC 2's MIA loss (``tokenizer(document).input_ids``, the whole document) but is
+batched and right-padded with an attention mask; the statistics themselves are pure functions of the
+token arrays (:func:`document_statistics`), so they are tested without a model.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .atomic import write_with_atomic
+from .bootstrap import MIA_SETS, auc_from_ranks
+
+EXTRA_FILE = "extra.csv"
+DEFAULT_K = 0.2
+ATTACK_LABELS = {"zlib_ratio": "zlib ratio", "min_k": "Min-K%", "min_k_pp": "Min-K%++"}
+
+
+@dataclass
+class TokenStats:
+    """One document: log p(x_t) of each predicted token, and mu_t, sigma_t of log p(.) at that position."""
+
+    logprobs: np.ndarray
+    mu: np.ndarray
+    sigma: np.ndarray
+
+
+def attack_columns(k: float = DEFAULT_K) -> list[str]:
+    pct = int(round(k * 100))
+    return ["zlib_ratio", f"min_k_{pct}", f"min_k_pp_{pct}"]
+
+
+def attack_label(column: str) -> str:
+    for prefix in ("min_k_pp_", "min_k_"):
+        if column.startswith(prefix):
+            return f"{ATTACK_LABELS[prefix[:-1]].replace('%', '')} {column[len(prefix):]}%"
+    return ATTACK_LABELS.get(column, column)
+
+
+def _lowest_mean(values: np.ndarray, k: float) -> float:
+    if len(values) == 0:
+        return math.nan
+    count = max(1, int(len(values) * k))
+    return float(np.mean(np.sort(values)[:count]))
+
+
+def document_statistics(stats: TokenStats, document: str, k: float = DEFAULT_K) -> dict[str, float]:
+    """The statistics of one document from its token arrays (pure)."""
+    logprobs = np.asarray(stats.logprobs, dtype=np.float64)
+    nll = float(-logprobs.mean()) if len(logprobs) else math.nan
+    zlib_bytes = len(zlib.compress(document.encode("utf-8")))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        normalised = (logprobs - np.asarray(stats.mu, dtype=np.float64)) / np.asarray(stats.sigma, dtype=np.float64)
+    normalised = np.where(np.isfinite(normalised), normalised, 0.0)  # sigma 0: a one-hot distribution
+    zlib_col, min_k_col, min_k_pp_col = attack_columns(k)
+    return {"nll": nll, zlib_col: -nll / zlib_bytes, min_k_col: _lowest_mean(logprobs, k),
+            min_k_pp_col: _lowest_mean(normalised, k)}
+
+
+def statistics_table(ids: Sequence[str], sets: Sequence[str], documents: Sequence[str],
+                     token_stats: Sequence[TokenStats], k: float = DEFAULT_K) -> pd.DataFrame:
+    rows = [{"id": i, "set": s, **document_statistics(t, d, k)}
+            for i, s, d, t in zip(ids, sets, documents, token_stats)]
+    return pd.DataFrame(rows, columns=["id", "set", "nll", *attack_columns(k)])
+
+
+def extra_aucs(table: pd.DataFrame) -> dict[str, float]:
+    """AUC of each statistic column of an ``extra.csv`` table (members labelled 1, higher = member)."""
+    out = {}
+    members, nonmembers = table[table["set"] == "member"], table[table["set"] == "nonmember"]
+    for column in table.columns:
+        if column in ("id", "set", "nll") or members.empty or nonmembers.empty:
+            continue
+        out[column] = float(auc_from_ranks(members[column].to_numpy(float), nonmembers[column].to_numpy(float)))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# The model pass
+
+
+def token_statistics(lm, documents: Sequence[str], batch_size: int = 4) -> list[TokenStats]:
+    """Per-document token log-probs, mu and sigma from a loaded model (``evaluator.engine.load_model``).
+
+    ``tokenizer(document).input_ids`` as the official MIA loss, batched longest-first, right-padded with an
+    attention mask (so positions before each document's end see exactly its own tokens)."""
+    import torch
+
+    tokenizer, model = lm.tokenizer, lm.model
+    device = next(model.parameters()).device
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    encoded = [tokenizer(document).input_ids for document in documents]
+    order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
+    results: list[TokenStats | None] = [None] * len(encoded)
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            width = max(len(encoded[i]) for i in chunk)
+            ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for row, i in enumerate(chunk):
+                ids[row, :len(encoded[i])] = torch.tensor(encoded[i], dtype=torch.long)
+                mask[row, :len(encoded[i])] = 1
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+            for row, i in enumerate(chunk):
+                length = len(encoded[i])
+                logp = torch.log_softmax(logits[row, :length - 1].float(), dim=-1)
+                targets = ids[row, 1:length].to(device)
+                token_lp = logp.gather(-1, targets[:, None])[:, 0]
+                p = logp.exp()
+                mu = (p * logp).sum(-1)
+                var = ((p * logp * logp).sum(-1) - mu * mu).clamp_min(0)
+                results[i] = TokenStats(token_lp.cpu().numpy().astype(np.float64), mu.cpu().numpy().astype(np.float64),
+                                        var.sqrt().cpu().numpy().astype(np.float64))
+    return results  # type: ignore[return-value]
+
+
+def mia_extra_table(lm, mia_documents: dict[str, pd.DataFrame], k: float = DEFAULT_K,
+                    batch_size: int = 4) -> pd.DataFrame:
+    """``extra.csv`` for the member/nonmember documents (``evaluator.data.load_mia``'s tables)."""
+    ids, sets, docs = [], [], []
+    for name in MIA_SETS:
+        table = mia_documents[name]
+        ids += table["id"].astype(str).tolist()
+        sets += [name] * len(table)
+        docs += table["document"].tolist()
+    return statistics_table(ids, sets, docs, token_statistics(lm, docs, batch_size), k)
+
+
+def write_mia_extra(checkpoint: str | Path, mia: str | Path, result_dir: str | Path, dtype: str = "bfloat16",
+                    batch_size: int = 4, k: float = DEFAULT_K, trust_remote_code: bool = False) -> Path:
+    """Load ``checkpoint``, run the pass on the documents of ``mia`` (member.jsonl, nonmember.jsonl) and
+    write ``result_dir/mia_results/extra.csv`` atomically. Returns its path."""
+    import torch
+
+    from .data import load_mia
+    from .engine import load_model
+
+    documents = load_mia(mia)
+    device = "cuda" if torch.cuda.is_available() else None
+    lm = load_model(checkpoint, dtype, trust_remote_code, device=device)
+    table = mia_extra_table(lm, documents, k, batch_size)
+    target = Path(result_dir) / "mia_results" / EXTRA_FILE
+    write_with_atomic(target, lambda tmp: table.to_csv(tmp, index=False))
+    return target
