@@ -151,6 +151,8 @@ def _metric_paired(name: str, paired: dict[tuple, bool]) -> str:
         keys = [k for k in paired if k[0] == "gen" and k[1] == parts[0] and k[2] == parts[1]]
     elif parts[0] in ("forget", "retain"):
         keys = [k for k in paired if k[0] == "gen" and k[1] == parts[0]]
+    elif parts[0] in ("task_aggregate", "term"):
+        keys = [k for k in paired if k[0] == "gen"]
     elif parts[0].startswith("mia"):
         keys = [k for k in paired if k[0] == "mia"]
     elif parts[0] == "mmlu_average":
