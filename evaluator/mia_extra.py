@@ -54,7 +54,7 @@ def attack_columns(k: float = DEFAULT_K) -> list[str]:
 def attack_label(column: str) -> str:
     for prefix in ("min_k_pp_", "min_k_"):
         if column.startswith(prefix):
-            return f"{ATTACK_LABELS[prefix[:-1]].replace('%', '')} {column[len(prefix):]}%"
+            return f"{ATTACK_LABELS[prefix[:-1]]} (k={column[len(prefix):]}%)"
     return ATTACK_LABELS.get(column, column)
 
 
