@@ -91,8 +91,14 @@ def main():
               help="Relative gate (75%%): the reference's MMLU metrics.json, or its checkpoint folder (run on --mmlu-data).")
 @click.option("--trust-remote-code", is_flag=True, help="Let the checkpoint run its own code (off by default).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--report", "make_report", is_flag=True,
+              help="Also write the HTML/Markdown report (with 1000 bootstrap resamples) into --out/report/.")
+@click.option("--mia-extra", is_flag=True,
+              help="Needs --mia: also write --out/mia_results/extra.csv (zlib, Min-K%%, Min-K%%++ diagnostics; "
+                   "loads the checkpoint once more).")
 def evaluate(checkpoint, data, out, split, mia, mmlu_metrics, mode, dtype, batch_size, max_new_tokens,
-             recheck_margin, gate, mmlu_data, ntrain, mmlu_subjects, reference_mmlu, trust_remote_code, quiet):
+             recheck_margin, gate, mmlu_data, ntrain, mmlu_subjects, reference_mmlu, trust_remote_code, quiet,
+             make_report, mia_extra):
     """Generate, score and write the official files into --out (and --out/gate.json)."""
     from . import mmlu
     from .engine import check_checkpoint
@@ -103,6 +109,8 @@ def evaluate(checkpoint, data, out, split, mia, mmlu_metrics, mode, dtype, batch
                                   recheck_margin=recheck_margin)
     if mmlu_data is not None and mmlu_metrics is not None:
         raise InputError("give --mmlu-metrics or --mmlu-data, not both")
+    if mia_extra and mia is None:
+        raise InputError("--mia-extra needs --mia (the member/nonmember documents)")
     subjects = mmlu_subjects.split(",") if mmlu_subjects else None
     # MMLU inline: the official mode runs open-instruct's one-prompt-at-a-time path, fast mode the prefix cache.
     mmlu_batch = 1 if mode == "official" else batch_size
@@ -126,6 +134,15 @@ def evaluate(checkpoint, data, out, split, mia, mmlu_metrics, mode, dtype, batch
         gate_report = mmlu.utility_gate(result.mmlu_average, gate, reference_average)
         mmlu.write_json(out / mmlu.GATE_FILE, gate_report)
         click.echo(format_result_table(result, gate, gate_report))
+        if mia_extra:
+            from .mia_extra import write_mia_extra
+
+            extra = write_mia_extra(checkpoint, mia, out, dtype, trust_remote_code=trust_remote_code)
+            click.echo(f"wrote {extra}")
+        if make_report:
+            from .report import write_report
+
+            click.echo(f"wrote {write_report(out, out / 'report').html}")
         click.echo(f"wrote {out}")
 
 
@@ -233,6 +250,54 @@ def make_target(data, out, quiet):
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     click.echo(build.path)
+
+
+@main.command()
+@click.argument("result_dir", type=click.Path(path_type=Path))
+@click.option("--baseline", type=click.Path(path_type=Path), default=None,
+              help="Evaluation folder of the model before unlearning: 'before' bars, changes, retain items lost.")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Report folder (default RESULT_DIR/report).")
+@click.option("--bootstrap", "n_bootstrap", type=click.IntRange(min=0), default=1000, show_default=True,
+              help="Bootstrap resamples for the 95%% intervals (0: none).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
+              help="With --mia: first write RESULT_DIR/mia_results/extra.csv (extra MIA attacks) from this model.")
+@click.option("--mia", type=click.Path(path_type=Path), default=None, help="Folder with member.jsonl, nonmember.jsonl.")
+@click.option("--dtype", type=click.Choice(["bfloat16", "float32", "float16"]), default="bfloat16", show_default=True,
+              help="--checkpoint only.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True, help="--checkpoint only.")
+@click.option("--trust-remote-code", is_flag=True, help="--checkpoint only.")
+def report(result_dir, baseline, out, n_bootstrap, seed, checkpoint, mia, dtype, batch_size, trust_remote_code):
+    """Write an HTML report (self-contained) and its Markdown twin for an evaluation folder."""
+    from .report import write_report
+
+    if (checkpoint is None) != (mia is None):
+        raise InputError("--checkpoint and --mia go together (they write mia_results/extra.csv)")
+    if checkpoint is not None:
+        from .engine import check_checkpoint
+        from .mia_extra import write_mia_extra
+
+        check_checkpoint(checkpoint)
+        extra = write_mia_extra(checkpoint, mia, result_dir, dtype, batch_size, trust_remote_code=trust_remote_code)
+        click.echo(f"wrote {extra}")
+    files = write_report(result_dir, out, baseline, n_bootstrap, seed)
+    click.echo(f"wrote {files.html}\nwrote {files.markdown}")
+
+
+@main.command()
+@click.argument("a_dir", type=click.Path(path_type=Path))
+@click.argument("b_dir", type=click.Path(path_type=Path))
+@click.option("--bootstrap", "n_bootstrap", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--all", "show_all", is_flag=True, help="Also per-task metrics and the 12 terms.")
+@click.option("--json", "as_json", is_flag=True)
+def compare(a_dir, b_dir, n_bootstrap, seed, show_all, as_json):
+    """B - A for every metric of two evaluation folders, with bootstrap intervals (paired where the rows are
+    the same) and a verdict whether B is better beyond noise."""
+    from .compare import compare_directories, format_comparison
+
+    comparison = compare_directories(a_dir, b_dir, n_bootstrap, seed)
+    click.echo(json.dumps(comparison.to_dict()) if as_json else format_comparison(comparison, show_all))
 
 
 if __name__ == "__main__":
