@@ -25,7 +25,7 @@ from .data import Row, SubmissionInputError, collate, encode_row, load_rows, spl
 from .methods import METHODS, LossInputs, get_method
 from .selection import SPLITS, SelectionScore, score_model
 
-DEFAULT_METHOD = "sequential_gd"
+DEFAULT_METHOD = "capped_gd"
 LOG_FILE = "unlearning_log.json"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
 
@@ -36,7 +36,7 @@ class UnlearnOptions:
 
     method: str = DEFAULT_METHOD
     learning_rate: float = 3e-4
-    epochs: float = 10.0  # passes over the forget rows; the run length unless max_steps is set
+    epochs: float = 5.0  # passes over the forget rows; the run length unless max_steps is set
     max_steps: int | None = None
     batch_size: int = 4  # forget rows per step and process
     retain_batch_size: int | None = None  # retain rows per step and process (default: batch_size)
@@ -66,8 +66,8 @@ class UnlearnOptions:
     verbose: bool = True
 
 
-# Per-method settings that differ from the shared defaults (set by the benchmark's measurements).
-METHOD_DEFAULTS: dict[str, dict] = {name: {} for name in METHODS}
+# Per-method settings that differ from the shared defaults (each method's own, see methods.METHODS).
+METHOD_DEFAULTS: dict[str, dict] = {name: dict(method.defaults) for name, method in METHODS.items()}
 
 
 def resolve_options(options: dict) -> UnlearnOptions:
