@@ -232,6 +232,10 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
     model.train()
 
     reference = None
+    if method.needs_reference and zero3 and lora_rank == 0:
+        # A frozen copy loaded under ZeRO-3 would be partitioned too and need its own engine: not built.
+        raise SubmissionInputError(f"method {method.name} under ZeRO-3 needs LoRA (--lora-rank 16): its reference "
+                                   f"is then the network with the adapter switched off")
     if method.needs_reference:
         reference = _reference_logits(model, accelerator, model_dir, train_dtype, options, lora_rank > 0)
 
