@@ -35,6 +35,8 @@ REPORT_MD = "report.md"
 BOOTSTRAP_JSON = "bootstrap.json"
 MAX_ITEMS = 15
 MAX_TEXT = 400
+MAX_INPUT = 200
+STILL_REGURGITATED = 0.5  # ROUGE-L recall from which a forget completion counts as still regurgitated
 LEADERBOARD_BOARDS = {"7b_ranked": "7B (ranked, MMLU >= gate)", "1b": "1B"}
 METRIC_LABEL = {scoring.REGURGITATION: "regurgitation", scoring.KNOWLEDGE: "knowledge"}
 COLORS = {"forget": "#c0392b", "retain": "#2471a3", "member": "#c0392b", "nonmember": "#2471a3"}
@@ -312,26 +314,22 @@ def plot_terms(data: FolderData, labels: list[str], drag_index: int | None) -> b
     return _png(fig)
 
 
-def plot_mia_hist(data: FolderData) -> bytes:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.5, 3.4))
-    all_nll = np.concatenate([data.mia[name]["nll"].to_numpy(float) for name in MIA_SETS])
-    bins = np.linspace(all_nll.min(), all_nll.max(), 21) if all_nll.max() > all_nll.min() else 10
-    for name in MIA_SETS:
-        ax.hist(data.mia[name]["nll"].to_numpy(float), bins=bins, alpha=0.55, color=COLORS[name],
-                label=f"{name} ({len(data.mia[name])})", edgecolor="black", linewidth=0.4)
-    ax.set_xlabel("document loss (nll)")
-    ax.set_ylabel("documents")
-    ax.legend(fontsize=8)
-    ax.set_title("MIA: member vs nonmember loss", fontsize=10)
-    return _png(fig)
-
-
-def plot_roc(data: FolderData) -> bytes:
+def plot_mia(data: FolderData) -> bytes:
+    """Member vs nonmember loss histograms (left) and the ROC curves (right: the official loss attack, and the
+    extra attacks of ``extra.csv`` dotted)."""
     from sklearn.metrics import roc_curve
 
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(4.2, 3.9))
+    fig, (hist, roc) = plt.subplots(1, 2, figsize=(9.5, 3.7), gridspec_kw={"width_ratios": [1.35, 1]})
+    all_nll = np.concatenate([data.mia[name]["nll"].to_numpy(float) for name in MIA_SETS])
+    bins = np.linspace(all_nll.min(), all_nll.max(), 21) if all_nll.max() > all_nll.min() else 10
+    for name in MIA_SETS:
+        hist.hist(data.mia[name]["nll"].to_numpy(float), bins=bins, alpha=0.55, color=COLORS[name],
+                  label=f"{name} ({len(data.mia[name])})", edgecolor="black", linewidth=0.4)
+    hist.set_xlabel("document loss (nll)")
+    hist.set_ylabel("documents")
+    hist.legend(fontsize=8)
+    hist.set_title("member vs nonmember loss", fontsize=10)
     curves = [("loss (official)", {n: -data.mia[n]["nll"].to_numpy(float) for n in MIA_SETS}, "mia_auc", "-")]
     if data.extra is not None:
         from .mia_extra import attack_label
@@ -349,12 +347,13 @@ def plot_roc(data: FolderData) -> bytes:
             from .bootstrap import auc_from_ranks
 
             value = float(auc_from_ranks(scores["member"], scores["nonmember"]))
-        ax.plot(fpr, tpr, style, label=f"{label}: AUC {value:.3f}")
-    ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, linestyle="--")
-    ax.set_xlabel("false positive rate")
-    ax.set_ylabel("true positive rate")
-    ax.legend(fontsize=7, loc="lower right")
-    ax.set_title("MIA ROC (members = positives)", fontsize=10)
+        roc.plot(fpr, tpr, style, label=f"{label}: AUC {value:.3f}")
+    roc.plot([0, 1], [0, 1], color="grey", linewidth=0.8, linestyle="--")
+    roc.set_xlabel("false positive rate")
+    roc.set_ylabel("true positive rate")
+    roc.legend(fontsize=7, loc="lower right")
+    roc.set_title("ROC (members = positives)", fontsize=10)
+    fig.tight_layout()
     return _png(fig)
 
 
@@ -443,6 +442,12 @@ def _ci(data: FolderData, name: str) -> str:
 def _clip(text: Any, limit: int = MAX_TEXT) -> str:
     text = str(text)
     return text if len(text) <= limit else text[:limit] + " …"
+
+
+def _clip_tail(text: Any, limit: int = MAX_INPUT) -> str:
+    """The end of a prompt: what the generation continues from."""
+    text = str(text)
+    return text if len(text) <= limit else "… " + text[-limit:]
 
 
 def _escape_html(value: Any) -> str:
@@ -575,8 +580,7 @@ def _mia_section(data: FolderData) -> Section:
                           f"{len(data.mia['member'])} member and {len(data.mia['nonmember'])} nonmember documents. "
                           "An AUC of 0.5 (score 1) means members cannot be told from nonmembers by their loss; "
                           "far from 0.5 either way is penalised.")
-    section.blocks.append(Image("mia_hist", plot_mia_hist(data), "member vs nonmember loss histograms"))
-    section.blocks.append(Image("mia_roc", plot_roc(data), "MIA ROC curve"))
+    section.blocks.append(Image("mia", plot_mia(data), "member vs nonmember loss histograms and ROC curve"))
     if data.extra is not None:
         from .mia_extra import attack_label, extra_aucs
 
@@ -616,7 +620,7 @@ def _item_rows(table: pd.DataFrame, with_before: bool) -> list[list[str]]:
         cells = [row["id"], row["task"], row["kind"], _f(row["score"])]
         if with_before:
             cells.append(_f(row["before"]))
-        cells += [_clip(row["input"]) if "input" in row else "", _clip(row["expected_output"]),
+        cells += [_clip_tail(row["input"]) if "input" in row else "", _clip(row["expected_output"]),
                   _clip(row["model_output"])]
         rows.append(cells)
     return rows
@@ -627,8 +631,13 @@ def _items_sections(data: FolderData, baseline: FolderData | None) -> list[Secti
     s1 = Section("forget-items", "Forget items still regurgitated or answered")
     n_sc = int((forget["kind"] == "sc").sum())
     n_qa = int((forget["kind"] == "qa").sum())
-    s1.blocks.append(f"{n_sc} completions with ROUGE-L recall > 0 and {n_qa} questions still answered exactly, worst "
-                     f"first" + (f" (first {MAX_ITEMS} shown)." if len(forget) > MAX_ITEMS else "."))
+    n_high = int(((forget["kind"] == "sc") & (forget["score"] >= STILL_REGURGITATED)).sum())
+    total_sc = sum(1 for i in data.scored["forget"]["id"] if row_kind(i) == "sc")
+    total_qa = sum(1 for i in data.scored["forget"]["id"] if row_kind(i) == "qa")
+    s1.blocks.append(f"{n_high} of {total_sc} completions still recall at least {STILL_REGURGITATED:.0%} of the "
+                     f"expected text (ROUGE-L; {n_sc} recall any of it) and {n_qa} of {total_qa} questions are still "
+                     f"answered exactly. Worst first" + (f", first {MAX_ITEMS} shown." if len(forget) > MAX_ITEMS else
+                                                         "."))
     if len(forget):
         s1.blocks.append(Table(["id", "task", "kind", "score", "input", "expected", "generated"],
                                _item_rows(forget, False), "items"))

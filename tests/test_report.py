@@ -86,7 +86,7 @@ def write_synthetic_folder(folder: Path, with_extras: bool = True, evil: str = E
 
 def test_golden_report_without_baseline(tmp_path):
     files = write_report(golden_official() / "target", tmp_path / "r", bootstrap=200)
-    text = check_report(files, expect_images=5)  # tasks, terms, MIA histogram, ROC, leaderboard
+    text = check_report(files, expect_images=4)  # tasks, terms, MIA (histogram and ROC), leaderboard
     assert "4 terms are exactly 0" in text
     assert "agrees with evaluation_results.jsonl" in text
     assert "no mmlu/metrics.json with per-category" in text
@@ -97,7 +97,7 @@ def test_golden_report_without_baseline(tmp_path):
 def test_golden_report_with_baseline(tmp_path):
     official = golden_official()
     files = write_report(official / "unlearned", tmp_path / "r", baseline_dir=official / "target")  # bootstrap 1000
-    text = check_report(files, expect_images=5)
+    text = check_report(files, expect_images=4)
     assert "<th>before</th>" in text and "hatched: before" not in text  # said in the image title, not the page
     assert "retain Task2 regurgitation" in text and "score lower than in the baseline" in text
     assert re.search(r"final score \(mean of the three\)</td><td>0\.263</td><td>\[0\.\d{3}, 0\.\d{3}\]</td>"
@@ -109,13 +109,14 @@ def test_golden_report_with_baseline(tmp_path):
     board, source = load_leaderboard()
     assert board is not None and "leaderboard.json" in source
     assert "Source: " in text and "would rank" in text
+    assert re.search(r"\d+ of \d+ completions still recall at least 50% of the expected text", text)
 
 
 def test_synthetic_report_with_every_optional_input(tmp_path):
     folder = write_synthetic_folder(tmp_path / "run")
     files = write_report(folder, bootstrap=100)
     assert files.html == folder / "report" / "report.html"
-    text = check_report(files, expect_images=6)  # + MMLU per category
+    text = check_report(files, expect_images=5)  # + MMLU per category
     assert "STEM" in text and "MMLU questions resampled within each subject" in text
     assert "Min-K% (k=20%)" in text and "Min-K%++ (k=20%)" in text and "zlib ratio" in text
     assert "only the loss attack counts for the official score" in text
