@@ -181,7 +181,7 @@ class RowValues:
                 mia_nll = tables
         extra = None
         if (folder / MIA_DIR / "extra.csv").is_file():
-            extra = pd.read_csv(folder / MIA_DIR / "extra.csv")
+            extra = pd.read_csv(folder / MIA_DIR / "extra.csv", dtype={"id": str})
         if mmlu_average is None:
             mmlu_average = folder_mmlu_average(folder)
         return cls.from_tables(generations, mia_nll, mmlu_question_table(folder), mmlu_average, extra)
