@@ -101,10 +101,8 @@ def _pairing(a: RowValues, b: RowValues) -> tuple[RowValues, dict[tuple, bool]]:
     if b.mmlu:
         for subject, values in b.mmlu.items():
             paired[("mmlu", subject)] = bool(a.mmlu) and len(a.mmlu.get(subject, ())) == len(values)
-    extra = {}
-    for attack, sets in b.mia_extra.items():  # realigned to B's (possibly reordered) MIA order inside statistics()
-        extra[attack] = sets
-    return RowValues(strata, mia, extra, b.mmlu, b.mmlu_average), paired
+    # the extra attacks are matched by id to B's (possibly reordered) MIA documents inside statistics()
+    return RowValues(strata, mia, dict(b.mia_extra), b.mmlu, b.mmlu_average), paired
 
 
 def _order(ids_a, ids_b) -> np.ndarray | None:
