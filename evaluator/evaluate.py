@@ -50,8 +50,23 @@ def check_output_dir(path: str | Path) -> Path:
     return path
 
 
+def _has_carriage_return(df: pd.DataFrame) -> bool:
+    return any(isinstance(v, str) and "\r" in v for column in df.columns for v in df[column])
+
+
+def csv_writer_options(df: pd.DataFrame) -> dict:
+    """``to_csv`` options: the official defaults (``index=False``), byte for byte, unless a text holds a
+    carriage return. pandas' minimal quoting leaves a lone "\\r" unquoted and ``read_csv`` then splits the
+    row in two (the official script loses or shifts rows there); such a table is written with every text
+    quoted instead, which ``read_csv`` reads back row for row (NaN-like texts still come back as NaN)."""
+    import csv
+
+    return {"index": False, **({"quoting": csv.QUOTE_NONNUMERIC} if _has_carriage_return(df) else {})}
+
+
 def _write_csv(df: pd.DataFrame, target: Path) -> None:
-    write_with_atomic(target, lambda tmp: df.to_csv(tmp, index=False))
+    options = csv_writer_options(df)
+    write_with_atomic(target, lambda tmp: df.to_csv(tmp, **options))
 
 
 # ---------------------------------------------------------------------------------------------------
