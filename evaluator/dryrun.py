@@ -1,0 +1,692 @@
+"""``unlearn-eval dry-run``: run a submission the way the organizers ran it (SPEC section 4), on the stub.
+
+1. Build or reuse the memorizing target (``evaluator.target.build_target``) and copy it into ``--out``:
+   the submission gets the copy, so a submission that writes into its input cannot spoil the cache.
+2. Lay out the organizers' inputs from the stub's split: ``inputs/forget/{forget.jsonl,forget.parquet}``
+   and ``inputs/retain/{retain.jsonl,retain.parquet}`` (rows ``id, input, output, task``).
+3. Score the target ("before"; cached, see ``_cached_before``).
+4. Run ``unlearn(model_in, model_out, forget_dir, retain_dir)`` -- four positional arguments, as the
+   organizers called it -- in a separate process: its own process group (killed whole at the time limit,
+   SIGTERM then SIGKILL), stdout and stderr in ``submission.log``, the Hugging Face stack offline.
+   The submission is a single ``.py`` file or an importable module name; the evaluator never imports it.
+5. Check what it left: exactly one loadable checkpoint with its tokenizer at the top of the output folder
+   (``AutoModelForCausalLM``/``AutoTokenizer``), and the input model folder byte for byte as it was.
+6. Score the checkpoint ("after") -- also after a timeout or a crash when a loadable one is there: after the
+   hour the organizers evaluated whatever single checkpoint was in the output folder -- apply both MMLU
+   gates (absolute 0.371, relative 75% of the before MMLU) and place the final score on the published
+   leaderboards (``resources/leaderboard.json``).
+7. Write ``summary.json`` and the after ``evaluation_results.jsonl`` atomically, print a table, and exit
+   with the verdict's code (``EXIT_CODES``).
+
+The time limit is the organizers' hour scaled to the stub (``scaled_time_limit``); ``--time-limit`` sets it.
+The submission process also finds it in ``$LUME_TIME_LIMIT_S``, which a submission may read to pace itself
+(the organizers passed no such thing; their limit was simply the hour).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable
+
+from .atomic import write_text_atomic, write_with_atomic
+from .errors import InputError
+
+# ---------------------------------------------------------------------------------------------------
+# Verdicts and exit codes. 1 stays Python's own (a crash of the dry-run itself), 2 the CLI's bad input.
+
+VERDICT_OK = "ok"
+VERDICT_RAISED = "raised"
+VERDICT_TIMEOUT = "timeout"
+VERDICT_NO_CHECKPOINT = "no-checkpoint"
+VERDICT_UNLOADABLE = "unloadable"
+VERDICT_NOT_ONE_CHECKPOINT = "not-one-checkpoint"
+VERDICT_INPUT_MODIFIED = "input-modified"
+VERDICT_GATE_FAILED = "gate-failed"
+
+EXIT_CODES = {
+    VERDICT_OK: 0,
+    VERDICT_RAISED: 3,  # unlearn raised, or its process died with a non-zero status or a signal
+    VERDICT_TIMEOUT: 4,  # still running at the time limit: killed (its leftover checkpoint is still scored)
+    VERDICT_NO_CHECKPOINT: 5,  # finished, but the output folder is empty or missing
+    VERDICT_UNLOADABLE: 6,  # the output folder holds files that AutoModelForCausalLM/AutoTokenizer cannot load
+    VERDICT_NOT_ONE_CHECKPOINT: 6,  # more than one checkpoint (config.json) in the output folder
+    VERDICT_INPUT_MODIFIED: 7,  # a file of the input model folder was changed, added or removed
+    VERDICT_GATE_FAILED: 8,  # ran fine, but the after MMLU fails the absolute or the relative gate
+}
+# When several things went wrong, the verdict is the first of these (the cause, not its consequences).
+VERDICT_PRIORITY = (VERDICT_TIMEOUT, VERDICT_RAISED, VERDICT_NO_CHECKPOINT, VERDICT_UNLOADABLE,
+                    VERDICT_NOT_ONE_CHECKPOINT, VERDICT_INPUT_MODIFIED, VERDICT_GATE_FAILED)
+# What the organizers would have seen, per verdict.
+ORGANIZER_VIEW = {
+    VERDICT_OK: "a finished run and one checkpoint to evaluate",
+    VERDICT_RAISED: "a failed run; at best the checkpoint left in the output folder evaluated",
+    VERDICT_TIMEOUT: "the run killed at the hour; whatever single checkpoint was in the output folder evaluated",
+    VERDICT_NO_CHECKPOINT: "nothing to evaluate",
+    VERDICT_UNLOADABLE: "a checkpoint their evaluation could not load: no score",
+    VERDICT_NOT_ONE_CHECKPOINT: "more than the single checkpoint they evaluate in the output folder",
+    VERDICT_INPUT_MODIFIED: "a submission that changed the model it was given",
+    VERDICT_GATE_FAILED: "a score below the MMLU gate: not ranked on the 7B leaderboard",
+}
+
+# ---------------------------------------------------------------------------------------------------
+# The time limit: the organizers' hour scaled to the stub.
+
+ORGANIZER_LIMIT_S = 3600.0  # SPEC 4: a hard one-hour timeout
+LUME_ROWS = 1112 + 1136  # the public train split (forget + retain rows), the size of what a submission was handed
+LUME_7B_PARAMETERS = 6.9e9  # OLMo-7B-0724-Instruct, the larger (binding) of the two targets
+# Peak dense throughput of the organizers' p4d.24xlarge (8 x A100, bfloat16: 8 x 312 TFLOP/s) over that of
+# 2 CPU cores with AVX-512 (about 2 x 160 GFLOP/s in float32). An order-of-magnitude estimate, not a
+# measurement: it makes the scaled limit about what a tiny model on 2 cores needs per row, as a 7B model on
+# the p4d did.
+HARDWARE_SPEEDUP = 7800.0
+# Below this, starting Python and importing torch and transformers (about 10 s on a busy 2-core machine)
+# would eat the limit.
+MIN_TIME_LIMIT_S = 60.0
+KILL_GRACE_S = 5.0  # between SIGTERM and SIGKILL to the submission's process group
+
+
+def scaled_time_limit(rows: int, parameters: int) -> float:
+    """``max(60 s, 3600 s x rows/2248 x parameters/6.9e9 x 7800)``: the hour, scaled by the work (rows
+    times model size) relative to the 7B run and by the hardware. For the stub target (about 0.59M
+    parameters, 80 rows) that is about 85 s."""
+    work = (rows / LUME_ROWS) * (parameters / LUME_7B_PARAMETERS) * HARDWARE_SPEEDUP
+    return round(max(MIN_TIME_LIMIT_S, ORGANIZER_LIMIT_S * work), 1)
+
+
+def count_parameters(model_dir: Path) -> int:
+    """Number of weights, from the safetensors headers (no model load)."""
+    from safetensors import safe_open
+
+    total = 0
+    files = sorted(model_dir.glob("*.safetensors"))
+    if not files:
+        raise InputError(f"{model_dir}: no *.safetensors weights to size the time limit by (give --time-limit)")
+    for file in files:
+        with safe_open(file, framework="pt") as handle:
+            for name in handle.keys():
+                shape = handle.get_slice(name).get_shape()
+                count = 1
+                for size in shape:
+                    count *= size
+                total += count
+    return total
+
+
+# ---------------------------------------------------------------------------------------------------
+# Settings and the report
+
+
+@dataclass
+class DryRunSettings:
+    submission: str = "submission"  # a .py file, or the name of an importable module
+    data: Path = Path("data_stub")
+    split: str = "train"
+    out: Path = Path("runs/dry-run")
+    time_limit_s: float | None = None  # None: scaled_time_limit
+    mode: str = "official"  # scoring mode of the evaluator (fast: batched, see evaluator.engine)
+    ntrain: int = 5  # MMLU dev examples (open-instruct's default)
+    threads: int = 1  # torch threads for scoring and OMP_NUM_THREADS of the submission; 0: leave the defaults
+    kill_grace_s: float = KILL_GRACE_S
+    # Keyword arguments added to the organizers' four positional ones. Not what the organizers did: for quick
+    # checks (a test's short run). Recorded in summary.json.
+    submission_kwargs: dict = field(default_factory=dict)
+    use_cache: bool = True  # reuse the before scores of the same target, data and scoring settings
+    show_progress: bool = False
+
+
+@dataclass
+class DryRunReport:
+    summary: dict
+    exit_code: int
+    table: str
+
+
+SUMMARY_FILE = "summary.json"
+LOG_FILE = "submission.log"
+MARKER_FILE = ".lume-dry-run"  # marks --out as a dry-run folder, which a later dry-run may clear
+
+
+# ---------------------------------------------------------------------------------------------------
+# Pieces
+
+
+def resolve_submission(spec: str) -> tuple[str, str]:
+    """``("file", absolute path)`` or ``("module", name)``; checked without importing the submission."""
+    import importlib.util
+
+    path = Path(spec)
+    if spec.endswith(".py") or path.is_file():
+        if not path.is_file():
+            raise InputError(f"{spec}: submission file not found")
+        return "file", str(path.resolve())
+    try:
+        found = importlib.util.find_spec(spec) if spec.isidentifier() or "." in spec else None
+    except (ImportError, ValueError):
+        found = None
+    if found is None:
+        raise InputError(f"{spec}: --submission is neither a .py file nor an importable module name")
+    return "module", spec
+
+
+def prepare_out(out: Path) -> Path:
+    """Create ``out``, or clear it when an earlier dry-run made it; refuse any other non-empty folder."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: --out exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()):
+        if not (out / MARKER_FILE).is_file():
+            raise InputError(f"{out}: --out holds files and is not a dry-run folder (no {MARKER_FILE}); "
+                             f"choose another --out")
+        for entry in out.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                _make_writable(entry)
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER_FILE).write_text("made by unlearn-eval dry-run; cleared by the next one\n", encoding="utf-8")
+    return out
+
+
+def _make_writable(folder: Path) -> None:
+    # A submission may leave read-only files or folders behind; rmtree needs write permission on folders.
+    for root, dirs, _files in os.walk(folder):
+        for name in dirs:
+            try:
+                os.chmod(os.path.join(root, name), 0o755)
+            except OSError:
+                pass
+
+
+def lay_out_inputs(data: Path, split: str, folder: Path) -> dict[str, Path | int]:
+    """The organizers' two folders, each holding ``<name>.jsonl`` and ``<name>.parquet`` (same rows)."""
+    from .data import ROW_COLUMNS, SPLITS, load_split
+
+    paths: dict[str, Path | int] = {}
+    for name in SPLITS:
+        rows = load_split(data, name, split).loc[:, list(ROW_COLUMNS)].reset_index(drop=True)
+        target = folder / name
+        target.mkdir(parents=True, exist_ok=True)
+        lines = "".join(json.dumps({c: row[c] for c in ROW_COLUMNS}, ensure_ascii=False) + "\n"
+                        for row in rows.to_dict("records"))
+        write_text_atomic(target / f"{name}.jsonl", lines)
+        write_with_atomic(target / f"{name}.parquet", lambda tmp, df=rows: df.to_parquet(tmp, index=False))
+        paths[name] = target
+        paths[f"{name}_rows"] = len(rows)
+    return paths
+
+
+def tree_hashes(folder: Path) -> dict[str, str]:
+    """sha256 of every file under ``folder`` by relative path (symlinks by their target text)."""
+    hashes = {}
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder).as_posix()
+        if path.is_symlink():
+            hashes[relative] = "symlink:" + os.readlink(path)
+        elif path.is_file():
+            digest = hashlib.sha256()
+            with open(path, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+            hashes[relative] = digest.hexdigest()
+    return hashes
+
+
+def changed_files(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    return sorted(f"{'changed' if name in after else 'removed'}: {name}" for name in before
+                  if after.get(name) != before[name]) + sorted(f"added: {name}" for name in after if name not in before)
+
+
+# The child process: import the submission (file or module), call unlearn with the four positional arguments.
+LAUNCHER = r"""
+import importlib, importlib.util, json, os, sys, time
+kind, target, model_in, model_out, forget_dir, retain_dir, extra = sys.argv[1:]
+started = time.monotonic()
+if kind == "file":
+    name = os.path.splitext(os.path.basename(target))[0]
+    spec = importlib.util.spec_from_file_location(name, target)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+else:
+    module = importlib.import_module(target)
+unlearn = getattr(module, "unlearn", None)
+if not callable(unlearn):
+    raise SystemExit(f"[dry-run] {target}: no callable unlearn() at top level")
+unlearn(model_in, model_out, forget_dir, retain_dir, **json.loads(extra))
+print(f"[dry-run] unlearn() returned after {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
+"""
+
+
+@dataclass
+class SubmissionRun:
+    returncode: int | None
+    seconds: float
+    timed_out: bool
+    log_tail: list[str]
+
+
+def submission_environment(time_limit_s: float, threads: int) -> dict[str, str]:
+    env = dict(os.environ)
+    # Offline as on the organizers' machine for our purposes: nothing may be fetched from the hub.
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_OFFLINE="1",
+               HF_HUB_DISABLE_TELEMETRY="1", WANDB_MODE="offline", TOKENIZERS_PARALLELISM="false",
+               PYTHONUNBUFFERED="1", LUME_TIME_LIMIT_S=f"{time_limit_s:g}")
+    if threads:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    # A module submission given by name may live in the folder the dry-run was started from.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (os.getcwd(), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def run_submission(kind: str, target: str, arguments: list[Path], log_path: Path, time_limit_s: float,
+                   env: dict[str, str], cwd: Path, kwargs: dict | None = None,
+                   kill_grace_s: float = KILL_GRACE_S) -> SubmissionRun:
+    """Run the submission in its own process group with a hard limit; the whole group is killed at the
+    limit (SIGTERM, then SIGKILL after ``kill_grace_s``) and, after a normal exit, any process it left."""
+    command = [sys.executable, "-c", LAUNCHER, kind, target, *map(str, arguments), json.dumps(kwargs or {})]
+    started = time.monotonic()
+    timed_out = False
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                   cwd=cwd, env=env, start_new_session=True)
+        group = process.pid  # start_new_session: the child leads a new session and process group
+        try:
+            process.wait(timeout=time_limit_s)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            _signal_group(group, signal.SIGTERM)
+            try:
+                process.wait(timeout=kill_grace_s)
+            except subprocess.TimeoutExpired:
+                pass
+        finally:
+            # Whatever is left of the group (the leader after a timeout, children it spawned in any case).
+            _signal_group(group, signal.SIGKILL)
+            process.wait()
+    seconds = time.monotonic() - started
+    text = log_path.read_text(encoding="utf-8", errors="replace")
+    tail = [line for line in text.splitlines() if line.strip()][-8:]
+    return SubmissionRun(process.returncode, round(seconds, 2), timed_out, tail)
+
+
+@dataclass
+class OutputCheck:
+    verdict: str | None  # None: one loadable checkpoint
+    problem: str | None
+    checkpoints: list[str]
+    files: list[str]
+
+    @property
+    def scorable(self) -> bool:
+        """Whether the top of the folder loads (possibly with extra checkpoints beside it)."""
+        return self.verdict in (None, VERDICT_NOT_ONE_CHECKPOINT)
+
+
+def inspect_output(folder: Path) -> OutputCheck:
+    """Exactly one checkpoint, at the top of ``folder`` (the organizers loaded the folder itself), that
+    ``AutoTokenizer`` and ``AutoModelForCausalLM`` load."""
+    from .engine import check_checkpoint
+
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+    if not files:
+        what = "missing" if not folder.exists() else "empty"
+        return OutputCheck(VERDICT_NO_CHECKPOINT, f"the output folder is {what} after the run", [], [])
+    checkpoints = sorted(p.parent.relative_to(folder).as_posix() for p in folder.rglob("config.json"))
+    if "." not in checkpoints:
+        where = (f"; a config.json is in {', '.join(c + '/' for c in checkpoints)}, but the organizers loaded "
+                 f"the output folder itself" if checkpoints else "")
+        listed = ", ".join(files[:6]) + (", ..." if len(files) > 6 else "")
+        return OutputCheck(VERDICT_UNLOADABLE, f"no config.json at the top of the output folder (files: {listed}){where}",
+                           checkpoints, files)
+    try:
+        check_checkpoint(folder)
+        _load_checkpoint(folder)
+    except InputError as exc:
+        return OutputCheck(VERDICT_UNLOADABLE, str(exc), checkpoints, files)
+    if len(checkpoints) > 1:
+        others = ", ".join(c + "/" for c in checkpoints if c != ".")
+        return OutputCheck(VERDICT_NOT_ONE_CHECKPOINT,
+                           f"{len(checkpoints)} checkpoints in the output folder (the top one and {others}); "
+                           f"the organizers expected one", checkpoints, files)
+    return OutputCheck(None, None, checkpoints, files)
+
+
+def _load_checkpoint(folder: Path) -> None:
+    """Load as the organizers' evaluation did (bfloat16); raise InputError with the loader's complaint."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    for what, load in (("tokenizer", lambda: AutoTokenizer.from_pretrained(folder)),
+                       ("model", lambda: AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16))):
+        try:
+            loaded = load()
+        except Exception as exc:  # transformers raises many types for a broken folder
+            raise InputError(f"{folder}: AutoModelForCausalLM/AutoTokenizer cannot load the {what} "
+                             f"({type(exc).__name__}: {exc})".splitlines()[0]) from None
+        del loaded
+
+
+# ---------------------------------------------------------------------------------------------------
+# Scoring
+
+
+def _scoring_key(model_hashes: dict[str, str], data: Path, split: str, settings: DryRunSettings) -> str:
+    """What decides the before scores: the model's files, the data files, the scoring settings, the
+    library versions and the CPU kernel path (bfloat16 rounding depends on it, SPEC 6)."""
+    import torch
+    import transformers
+
+    from .target import data_files
+
+    digest = hashlib.sha256()
+    digest.update(json.dumps({"model": model_hashes, "split": split, "mode": settings.mode,
+                              "ntrain": settings.ntrain, "threads": settings.threads,
+                              "torch": torch.__version__, "transformers": transformers.__version__,
+                              "cpu": torch.backends.cpu.get_cpu_capability(),
+                              "cuda": torch.cuda.is_available()}, sort_keys=True).encode())
+    for path in data_files(data):
+        digest.update(path.relative_to(data).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def score_checkpoint(checkpoint: Path, data: Path, split: str, out: Path, settings: DryRunSettings):
+    """The evaluator on one checkpoint: generations and losses (official mode unless ``--mode fast``),
+    MIA on ``<data>/mia_data``, MMLU inline on ``<data>/mmlu``."""
+    from .evaluate import EvaluationSettings, evaluate
+    from .mmlu import InlineMMLU
+
+    mia = data / "mia_data"
+    if split != "train" and (mia / split / "member.jsonl").is_file():
+        mia = mia / split  # the stub keeps the validation split's MIA pair in mia_data/validation/
+    mmlu_batch = 1 if settings.mode == "official" else 16
+    runner = InlineMMLU(data / "mmlu", out / "mmlu", settings.ntrain, mmlu_batch, show_progress=settings.show_progress)
+    return evaluate(checkpoint, data, out, split=split, mia=mia,
+                    settings=EvaluationSettings(mode=settings.mode, show_progress=settings.show_progress),
+                    mmlu_runner=runner)
+
+
+def _cached_before(model_dir: Path, model_hashes: dict[str, str], settings: DryRunSettings, out: Path, log):
+    """Score the untouched target into ``out``, or copy an earlier identical scoring from the cache
+    (``$LUME_HARNESS_CACHE/dry-run-before-<key>``): the target and the data rarely change between runs."""
+    from .results import RESULTS_FILE, EvaluationResult
+    from .target import default_cache_dir
+
+    key = _scoring_key(model_hashes, settings.data, settings.split, settings)
+    cached = default_cache_dir() / f"dry-run-before-{key[:16]}"
+    if settings.use_cache and (cached / RESULTS_FILE).is_file():
+        shutil.copytree(cached, out)
+        log(f"dry-run: before scores reused from {cached}")
+        return EvaluationResult.read(out / RESULTS_FILE), True
+    result = score_checkpoint(model_dir, settings.data, settings.split, out, settings)
+    if settings.use_cache:
+        staging = None
+        try:  # into the cache under a temporary name, renamed into place: never half an entry
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=f".{cached.name}.partial-", dir=cached.parent))
+            shutil.copytree(out, staging, dirs_exist_ok=True)
+            staging.chmod(0o755)
+            os.rename(staging, cached)
+        except OSError:  # another run cached it first, or no space: the cache is only a shortcut
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)
+    return result, False
+
+
+def load_leaderboard() -> dict:
+    return json.loads(resources.files("evaluator").joinpath("resources/leaderboard.json").read_text(encoding="utf-8"))
+
+
+def placement(final: float | None, mmlu: float | None, leaderboard: dict | None = None) -> dict:
+    """Where ``final`` would sit on the published boards: the 7B board (ranked only at or above its MMLU
+    gate), the 1B board (no gate), and against the organizers' 7B baselines."""
+    leaderboard = leaderboard or load_leaderboard()
+    gate = leaderboard["mmlu_gate_7b"]
+    out: dict[str, Any] = {}
+    if final is None:
+        return {"note": "no final score to place"}
+    for name in ("7b", "1b"):
+        board = leaderboard["boards"][name]
+        rows = board["rows"]
+        if board["gated"] and (mmlu is None or mmlu < gate):
+            out[name] = {"rank": None, "of": len(rows),
+                         "note": f"not ranked: MMLU below the 7B gate {gate}"}
+            continue
+        above = [r for r in rows if r["final"] > final]
+        below = rows[len(above)] if len(above) < len(rows) else None
+        out[name] = {"rank": len(above) + 1, "of": len(rows) + 1,
+                     "behind": {"team": above[-1]["team"], "final": above[-1]["final"]} if above else None,
+                     "ahead_of": {"team": below["team"], "final": below["final"]} if below else None}
+    baselines = leaderboard["boards"]["7b_baselines"]["rows"]
+    out["7b_baselines_beaten"] = sum(final > r["final"] for r in baselines)
+    out["7b_baselines"] = len(baselines)
+    return out
+
+
+def _result_figures(result) -> dict | None:
+    if result is None:
+        return None
+    return {"final": result.final, "task_aggregate": result.task_aggregate, "mia_score": result.mia_final_score,
+            "mia_auc": result.mia_loss_acc, "mmlu": result.mmlu_average,
+            "forget_regurgitation": result.forget["overall-regurgitation-score"],
+            "forget_knowledge": result.forget["overall-knowledge-score"],
+            "retain_regurgitation": result.retain["overall-regurgitation-score"],
+            "retain_knowledge": result.retain["overall-knowledge-score"],
+            "results": result.to_dict()}
+
+
+# ---------------------------------------------------------------------------------------------------
+# The whole dry-run
+
+
+def dry_run(settings: DryRunSettings, log: Callable[[str], None] = print) -> DryRunReport:
+    """Run the steps of the module docstring; every input is checked before the submission starts."""
+    import torch
+
+    from .mmlu import utility_gate
+    from .scoring import MMLU_GATE_7B
+    from .target import TargetCheckFailed, build_target
+
+    started = time.monotonic()
+    seconds: dict[str, float] = {}
+    if settings.mode not in ("official", "fast"):
+        raise InputError(f"unknown scoring mode {settings.mode!r} (official or fast)")
+    if settings.time_limit_s is not None and not settings.time_limit_s > 0:
+        raise InputError(f"--time-limit must be positive, not {settings.time_limit_s}")
+    kind, target = resolve_submission(settings.submission)
+    data = Path(settings.data)
+    for needed in (data / "mia_data" / "member.jsonl", data / "mmlu"):
+        if not needed.exists():
+            raise InputError(f"{needed}: not found (--data must be a stub folder as make-stub writes it)")
+    out = prepare_out(settings.out)
+
+    from transformers.utils import logging as hf_logging
+
+    threads = torch.get_num_threads()
+    if settings.threads:
+        # One thread: on a shared 2-core machine a second one mostly waits for the other processes.
+        torch.set_num_threads(settings.threads)
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    if not settings.show_progress:  # the table is the output; loading bars and tokenizer notes are noise here
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    try:
+        began = time.monotonic()
+        try:
+            build = build_target(data, progress=settings.show_progress, log=lambda line: log(line))
+        except TargetCheckFailed as exc:
+            raise InputError(f"{data}: the target built from it failed its self-check ({exc})") from None
+        seconds["target"] = round(time.monotonic() - began, 1)
+
+        model_in = out / "model_in"
+        shutil.copytree(build.path, model_in)
+        inputs = lay_out_inputs(data, settings.split, out / "inputs")
+        model_hashes = tree_hashes(model_in)
+        rows = inputs["forget_rows"] + inputs["retain_rows"]
+        parameters = count_parameters(model_in)
+        limit = settings.time_limit_s if settings.time_limit_s is not None else scaled_time_limit(rows, parameters)
+
+        began = time.monotonic()
+        before, before_cached = _cached_before(model_in, model_hashes, settings, out / "before", log)
+        seconds["before"] = round(time.monotonic() - began, 1)
+
+        model_out = out / "model_out"
+        model_out.mkdir()  # created empty, as a harness would; a submission may also replace it
+        scratch = out / "cwd"  # the submission's working folder: stray files land here, not in the caller's
+        scratch.mkdir()
+        log(f"dry-run: running {target} ({kind}) with a {limit:g} s limit; its output goes to {out / LOG_FILE}")
+        run = run_submission(kind, target, [model_in, model_out, inputs["forget"], inputs["retain"]],
+                             out / LOG_FILE, limit, submission_environment(limit, settings.threads), scratch,
+                             settings.submission_kwargs, settings.kill_grace_s)
+        seconds["submission"] = run.seconds
+
+        began = time.monotonic()
+        changes = changed_files(model_hashes, tree_hashes(model_in))
+        check = inspect_output(model_out)
+        seconds["check"] = round(time.monotonic() - began, 1)
+
+        after = None
+        problems: list[tuple[str, str]] = []
+        if run.timed_out:
+            problems.append((VERDICT_TIMEOUT, f"still running at the {limit:g} s limit: its process group was killed"))
+        elif run.returncode != 0:
+            how = (f"killed by signal {-run.returncode}" if run.returncode < 0
+                   else f"exited with status {run.returncode}")
+            last = run.log_tail[-1] if run.log_tail else "(no output)"
+            problems.append((VERDICT_RAISED, f"the submission {how} after {run.seconds:.1f} s; last log line: {last}"))
+        if check.verdict is not None:
+            problems.append((check.verdict, check.problem))
+        if changes:
+            problems.append((VERDICT_INPUT_MODIFIED, f"the input model folder changed ({'; '.join(changes[:5])}"
+                                                     f"{'; ...' if len(changes) > 5 else ''})"))
+        if check.scorable:
+            began = time.monotonic()
+            try:
+                after = score_checkpoint(model_out, data, settings.split, out / "after", settings)
+            except InputError as exc:
+                problems.append((VERDICT_UNLOADABLE, f"the evaluator cannot score the checkpoint: {exc}"))
+            seconds["after"] = round(time.monotonic() - began, 1)
+
+        gates = utility_gate(after.mmlu_average if after else None, MMLU_GATE_7B, before.mmlu_average)
+        if after is not None and gates["passed"] is False:
+            failed = [g["gate"] for g in gates["gates"] if not g["passed"]]
+            problems.append((VERDICT_GATE_FAILED, f"MMLU {after.mmlu_average:.4f} fails the {' and '.join(failed)} gate"))
+        verdict = min((p[0] for p in problems), key=VERDICT_PRIORITY.index, default=VERDICT_OK)
+        exit_code = EXIT_CODES[verdict]
+        seconds["total"] = round(time.monotonic() - started, 1)
+
+        summary = {
+            "verdict": verdict,
+            "exit_code": exit_code,
+            "organizers_would_see": ORGANIZER_VIEW[verdict],
+            "problems": [{"verdict": v, "message": m} for v, m in problems],
+            "submission": {"given": settings.submission, "kind": kind, "target": target,
+                           "returncode": run.returncode, "log": LOG_FILE, "log_tail": run.log_tail,
+                           "extra_kwargs": settings.submission_kwargs},
+            "time": {"limit_s": limit, "used_s": run.seconds, "timed_out": run.timed_out,
+                     "limit_given": settings.time_limit_s is not None,
+                     "scale": {"rows": rows, "parameters": parameters, "lume_rows": LUME_ROWS,
+                               "lume_parameters": LUME_7B_PARAMETERS, "hardware_speedup": HARDWARE_SPEEDUP,
+                               "floor_s": MIN_TIME_LIMIT_S, "organizer_limit_s": ORGANIZER_LIMIT_S}},
+            "input_model_unchanged": not changes,
+            "input_model_changes": changes,
+            "checkpoint": {"loadable": check.scorable and after is not None, "problem": check.problem,
+                           "checkpoints": check.checkpoints, "files": check.files[:50]},
+            "scoring": {"mode": settings.mode, "dtype": "bfloat16", "data": str(data), "split": settings.split,
+                        "mia": "mia_data", "mmlu": "mmlu", "mmlu_ntrain": settings.ntrain,
+                        "threads": settings.threads, "before_cached": before_cached,
+                        "note": ("official: SPEC 2 one row at a time" if settings.mode == "official" else
+                                 "fast: batched generation; where the model is unsure a greedy choice may differ "
+                                 "from the official one")},
+            "before": _result_figures(before),
+            "after": _result_figures(after),
+            "gates": gates,
+            "placement": placement(after.final if after else None, after.mmlu_average if after else None),
+            "target": {"path": str(build.path), "reused": build.reused},
+            "seconds": seconds,
+        }
+        if after is not None:
+            after.write(out / "evaluation_results.jsonl")
+        write_text_atomic(out / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
+        return DryRunReport(summary, exit_code, format_summary(summary))
+    finally:
+        torch.set_num_threads(threads)
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+# ---------------------------------------------------------------------------------------------------
+# The printed table
+
+
+def _f(value) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def format_summary(summary: dict) -> str:
+    before, after = summary["before"] or {}, summary["after"] or {}
+    t = summary["time"]
+    sub = summary["submission"]
+    lines = [f"dry-run of {sub['given']} ({sub['kind']}) on {summary['scoring']['data']} "
+             f"({summary['scoring']['split']} split, {t['scale']['rows']} rows), "
+             f"scoring: {summary['scoring']['mode']}",
+             f"time: {t['used_s']:.1f} s of a {t['limit_s']:g} s limit ({100 * t['used_s'] / t['limit_s']:.0f}%)"
+             + ("" if t["limit_given"] else
+                f"  [the organizers' hour scaled by rows x model size, floor {t['scale']['floor_s']:g} s]")
+             + ("  TIMED OUT" if t["timed_out"] else ""),
+             "",
+             f"{'':28} {'before':>8} {'after':>8}"]
+    rows = [("forget regurgitation", "forget_regurgitation"), ("forget knowledge", "forget_knowledge"),
+            ("retain regurgitation", "retain_regurgitation"), ("retain knowledge", "retain_knowledge"),
+            ("task aggregate", "task_aggregate"), ("MIA AUC", "mia_auc"), ("MIA score", "mia_score"),
+            ("MMLU average", "mmlu"), ("final", "final")]
+    for label, key in rows:
+        lines.append(f"{label:28} {_f(before.get(key)):>8} {_f(after.get(key)):>8}")
+    for g in summary["gates"]["gates"]:
+        what = (f">= {g['threshold']:.3f}" if g["gate"] == "absolute" else
+                f">= {g['fraction']:.0%} of before = {g['threshold']:.4f}")
+        verdict = "-" if g["passed"] is None else ("pass" if g["passed"] else "FAIL")
+        lines.append(f"{'MMLU gate ' + g['gate'] + ' (' + what + ')':47} {verdict:>8}")
+    p = summary["placement"]
+    if "7b" in p:
+        def place(entry):
+            if entry["rank"] is None:
+                return entry["note"]
+            near = []
+            if entry["behind"]:
+                near.append(f"behind {entry['behind']['team']} {entry['behind']['final']:.3f}")
+            if entry["ahead_of"]:
+                near.append(f"ahead of {entry['ahead_of']['team']} {entry['ahead_of']['final']:.3f}")
+            return f"#{entry['rank']} of {entry['of']} ({', '.join(near)})"
+        lines += ["", f"placement of the after final {after['final']:.3f} on the published leaderboards "
+                      "(stub figures are not challenge figures: this only shows where the number would sit):",
+                  f"  7B: {place(p['7b'])}", f"  1B: {place(p['1b'])}",
+                  f"  above {p['7b_baselines_beaten']} of the organizers' {p['7b_baselines']} 7B baselines"]
+    lines.append("")
+    lines.append(f"verdict: {summary['verdict']} (exit {summary['exit_code']}): the organizers would have seen "
+                 f"{summary['organizers_would_see']}")
+    for problem in summary["problems"]:
+        lines.append(f"  - {problem['verdict']}: {problem['message']}")
+    if summary["input_model_unchanged"]:
+        lines.append("  input model folder unchanged (sha256 of every file)")
+    return "\n".join(lines)
