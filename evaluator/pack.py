@@ -1,0 +1,284 @@
+"""``unlearn-eval pack``: a package (by default ``submission``) as one self-contained ``.py`` file, because
+the organizers took a single file (SPEC section 4).
+
+The package's modules are found on disk (never imported), their imports read with ``ast``, and the modules
+reachable from the package's ``__init__`` put in dependency order. The packed file holds each module's
+source unchanged; when it is imported it first registers a module object for every package (with an empty
+``__path__``, so nothing is ever looked up on disk), then, in dependency order, creates each module with
+``types.ModuleType``, registers it in ``sys.modules`` under its dotted name and executes its source there.
+Relative imports (``from .data import Row``) and lazy imports inside functions therefore resolve to the
+inlined modules, as in the package. ``unlearn`` (from the package's ``__init__``) is exposed at top level,
+and ``python packed.py MODEL OUT FORGET RETAIN`` calls it.
+
+An import of another package of the same project (for a submission: ``evaluator``) is refused: the packed
+file would need it. Third-party imports (torch, transformers, ...) stay ordinary imports. Only ``.py``
+modules are packed, not data files. The modules are registered under their own names (``submission``,
+``submission.train``, ...): importing the packed file replaces a ``submission`` package imported before it
+in the same interpreter.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .atomic import write_text_atomic
+from .errors import InputError
+
+ENTRY_POINT = "unlearn"
+
+
+@dataclass
+class ModuleSource:
+    name: str  # dotted name
+    path: Path
+    is_package: bool
+    relative: str  # path relative to the folder holding the top package, for tracebacks
+    source: str
+    imports: set[str] = field(default_factory=set)  # inlined modules this one imports
+
+
+def locate(package: str) -> tuple[Path, bool]:
+    """The package folder (or module file) of top-level ``package``, found without importing it."""
+    if not package.isidentifier():
+        raise InputError(f"{package}: not a top-level module name (pack takes e.g. 'submission')")
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or spec.origin in (None, "built-in", "frozen"):
+        raise InputError(f"{package}: no such importable package or module (is the project installed?)")
+    if spec.submodule_search_locations:
+        locations = list(spec.submodule_search_locations)
+        if len(locations) != 1 or not (Path(locations[0]) / "__init__.py").is_file():
+            raise InputError(f"{package}: a namespace package; pack needs a regular package with __init__.py")
+        return Path(locations[0]), True
+    if not str(spec.origin).endswith(".py"):
+        raise InputError(f"{spec.origin}: not a Python source file")
+    return Path(spec.origin), False
+
+
+def discover(package: str) -> tuple[dict[str, ModuleSource], Path]:
+    """Every ``.py`` module of the package (or the one module), by dotted name; and the project root."""
+    location, is_package = locate(package)
+    root = location.parent
+    modules: dict[str, ModuleSource] = {}
+    files = sorted(location.rglob("*.py")) if is_package else [location]
+    for path in files:
+        parts = path.relative_to(root).with_suffix("").parts
+        if "__pycache__" in parts or any(not p.isidentifier() for p in parts):
+            continue
+        is_pkg = parts[-1] == "__init__"
+        if is_pkg:
+            parts = parts[:-1]
+        # A subfolder without __init__.py is not part of the package as Python imports it.
+        if any(not (root.joinpath(*parts[:i]) / "__init__.py").is_file() for i in range(1, len(parts))):
+            continue
+        try:
+            source = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"{path}: cannot read ({exc})") from None
+        modules[".".join(parts)] = ModuleSource(".".join(parts), path, is_pkg, path.relative_to(root).as_posix(),
+                                                source)
+    return modules, root
+
+
+def _resolve_relative(module: ModuleSource, level: int, name: str | None) -> str:
+    package = module.name if module.is_package else module.name.rpartition(".")[0]
+    parts = package.split(".")
+    if level - 1 > len(parts) - 1:
+        raise InputError(f"{module.path}: relative import beyond the top-level package")
+    base = ".".join(parts[:len(parts) - (level - 1)])
+    return f"{base}.{name}" if name else base
+
+
+def read_imports(module: ModuleSource, modules: dict[str, ModuleSource], top: str, root: Path) -> set[str]:
+    """The inlined modules ``module`` imports (anywhere in it, lazy imports included). Raises InputError on
+    an import of another package of the same project, which the packed file could not provide."""
+    try:
+        tree = ast.parse(module.source, filename=str(module.path))
+    except SyntaxError as exc:
+        raise InputError(f"{module.path}:{exc.lineno}: syntax error ({exc.msg})") from None
+    found: set[str] = set()
+    own_packages = {module.name.rsplit(".", i)[0] for i in range(module.name.count(".") + 1)}
+
+    def add(target: str, names: list[str]) -> None:
+        if target.split(".")[0] != top:
+            return
+        if target not in modules:
+            raise InputError(f"{module.path}: imports {target}, which is not a module of {top}")
+        # Importing a.b.c runs the __init__ of a.b first; the top package's (and this module's own packages')
+        # run last, since they usually import this module.
+        parts = target.split(".")
+        found.update(p for p in (".".join(parts[:i]) for i in range(2, len(parts)))
+                     if p in modules and p not in own_packages)
+        submodules = [f"{target}.{n}" for n in names if f"{target}.{n}" in modules]
+        found.update(submodules)  # "from pkg import sub" imports the submodule pkg.sub
+        if not names or len(submodules) < len(names):  # other names are attributes of target: it runs first
+            found.add(target)
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                _check_foreign(module, alias.name, top, root)
+                add(alias.name, [])
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                target = _resolve_relative(module, node.level, node.module)
+            else:
+                target = node.module or ""
+                _check_foreign(module, target, top, root)
+            add(target, [a.name for a in node.names if a.name != "*"])
+    found.discard(module.name)
+    return found
+
+
+def _check_foreign(module: ModuleSource, name: str, top: str, root: Path) -> None:
+    """Refuse an import of a sibling of the package (``root/<name>/`` or ``root/<name>.py``): another package
+    of the same project, which the packed file would need."""
+    first = name.split(".")[0]
+    if not first or first == top or first == "__future__":
+        return
+    if (root / first / "__init__.py").is_file() or (root / f"{first}.py").is_file():
+        raise InputError(f"{module.path}: imports {name}, another package of this project; the packed file "
+                         f"would need it (a submission must not depend on it)")
+
+
+def dependency_order(modules: dict[str, ModuleSource], start: str) -> list[str]:
+    """The modules reachable from ``start``, each after the modules it imports (depth-first post-order,
+    children in name order; an import cycle is broken where the walk meets it, as Python's own
+    partial-module import would)."""
+    order: list[str] = []
+    state: dict[str, str] = {}
+
+    def visit(name: str) -> None:
+        state[name] = "open"
+        for dep in sorted(modules[name].imports):
+            if dep not in state:
+                visit(dep)
+        state[name] = "done"
+        order.append(name)
+
+    visit(start)
+    return order
+
+
+def _source_literal(source: str) -> str:
+    """The source as adjacent string literals, one per line: exact, and still readable in the packed file."""
+    lines = source.splitlines(keepends=True) or [""]
+    return "(\n" + "\n".join("    " + repr(line) for line in lines) + "\n)"
+
+
+HEADER = '''"""Packed by `unlearn-eval pack` from the package `{top}`: one self-contained file for the organizers'
+single-file interface. `unlearn(model_in, model_out, forget_dir, retain_dir)` is at top level;
+`python {filename} MODEL OUT FORGET RETAIN` calls it.
+
+Below, each module's source, unchanged, in dependency order. At import time each becomes a module object
+registered in sys.modules under its dotted name, so the package's relative imports work as they did.
+Modules: {names}
+Source sha256: {digest}
+"""
+
+import importlib.machinery as _machinery
+import linecache as _linecache
+import sys as _sys
+import types as _types
+
+'''
+
+LOADER = '''
+
+def _inline(name, is_package, relative, source):
+    # What the import system would do for a module found on disk, minus the disk.
+    filename = "<packed " + relative + ">"
+    module = _sys.modules.get(name) if is_package else None  # packages were registered up front
+    if module is None:
+        module = _types.ModuleType(name)
+        _sys.modules[name] = module
+    module.__file__ = filename
+    module.__spec__ = _machinery.ModuleSpec(name, None, origin=filename, is_package=is_package)
+    module.__loader__ = None
+    module.__package__ = name if is_package else name.rpartition(".")[0]
+    if is_package:
+        module.__path__ = []  # never searched: every submodule is inlined here
+    _linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)  # tracebacks show lines
+    exec(compile(source, filename, "exec", dont_inherit=True), module.__dict__)
+    parent, _, child = name.rpartition(".")
+    if parent:
+        setattr(_sys.modules[parent], child, module)
+    return module
+
+
+for _name in _PACKAGES:  # parents first: a submodule's relative imports resolve through them
+    _module = _types.ModuleType(_name)
+    _module.__path__ = []
+    _module.__package__ = _name
+    _sys.modules[_name] = _module
+for _name, _is_package, _relative, _source in _MODULES:
+    _inline(_name, _is_package, _relative, _source)
+
+{entry} = _sys.modules[{top!r}].{entry}
+__all__ = [{entry!r}]
+
+if __name__ == "__main__":
+    if len(_sys.argv) != 5:
+        _sys.exit("usage: python " + _sys.argv[0] + " MODEL_IN MODEL_OUT FORGET_DIR RETAIN_DIR")
+    {entry}(*_sys.argv[1:5])
+'''
+
+
+@dataclass
+class PackResult:
+    path: Path
+    modules: list[str]
+    text: str
+
+
+def render(top: str, filename: str = "unlearn_submission.py") -> tuple[str, list[str]]:
+    """The packed file's text for package ``top``, and its modules in the order they are executed."""
+    modules, root = discover(top)
+    for module in modules.values():
+        module.imports = read_imports(module, modules, top, root)
+    order = dependency_order(modules, top)
+    init = modules[top]
+    if not _defines(init, ENTRY_POINT):
+        raise InputError(f"{init.path}: no top-level {ENTRY_POINT} (defined or imported) for the organizers to call")
+    packages = sorted((n for n in order if modules[n].is_package), key=lambda n: n.count("."))
+    digest = hashlib.sha256("".join(modules[n].relative + "\0" + modules[n].source for n in order).encode()).hexdigest()
+    parts = [HEADER.format(top=top, filename=filename, names=", ".join(order), digest=digest)]
+    parts.append(f"_PACKAGES = {packages!r}\n\n_MODULES = [  # (dotted name, is a package, path in the package, source)\n")
+    for name in order:
+        module = modules[name]
+        parts.append(f"    ({name!r}, {module.is_package!r}, {module.relative!r}, {_source_literal(module.source)}),\n")
+    parts.append("]\n")
+    parts.append(LOADER.format(entry=ENTRY_POINT, top=top))
+    text = "".join(parts)
+    compile(text, filename, "exec")  # a packing bug shows here, not on the organizers' machine
+    return text, order
+
+
+def _defines(module: ModuleSource, name: str) -> bool:
+    tree = ast.parse(module.source)
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == name:
+            return True
+        if isinstance(node, (ast.Import, ast.ImportFrom)) and any((a.asname or a.name) == name for a in node.names):
+            return True
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+            return True
+    return False
+
+
+def pack(package: str = "submission", out: str | Path = "unlearn_submission.py") -> PackResult:
+    """Write the packed file atomically (a reader sees the old file or the whole new one)."""
+    out = Path(out)
+    if out.suffix != ".py":
+        raise InputError(f"{out}: the packed file must end in .py")
+    if out.is_dir():
+        raise InputError(f"{out}: is a directory")
+    text, order = render(package, out.name)
+    write_text_atomic(out, text)
+    return PackResult(out, order, text)
