@@ -300,5 +300,98 @@ def compare(a_dir, b_dir, n_bootstrap, seed, show_all, as_json):
     click.echo(json.dumps(comparison.to_dict()) if as_json else format_comparison(comparison, show_all))
 
 
+@main.command("dry-run")
+@click.option("--submission", default="submission", show_default=True,
+              help="The submission: a single .py file or an importable module name, with unlearn() at top level.")
+@click.option("--data", type=click.Path(path_type=Path), default=Path("data_stub"), show_default=True,
+              help="Stub data folder (as make-stub writes it).")
+@click.option("--split", type=click.Choice(["train", "validation"]), default="train", show_default=True,
+              help="Stub split handed to the submission and scored.")
+@click.option("--time-limit", type=float, default=None,
+              help="Seconds before the submission is killed (default: the organizers' hour scaled to the stub, "
+                   "see evaluator/dryrun.py; about 85 s).")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/dry-run"), show_default=True,
+              help="Output folder (cleared when an earlier dry-run made it).")
+@click.option("--mode", type=click.Choice(["official", "fast"]), default="official", show_default=True,
+              help="Scoring mode of the evaluator (fast: batched, may differ where the model is unsure).")
+@click.option("--threads", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Torch threads for scoring and OMP_NUM_THREADS for the submission (0: leave the defaults).")
+@click.option("--submission-kwargs", default=None,
+              help="JSON object of keyword arguments added to the four positional ones (not what the organizers "
+                   "did; for quick checks).")
+@click.option("--no-cache", is_flag=True, help="Score the target again instead of reusing cached before scores.")
+@click.option("--json", "as_json", is_flag=True, help="Print summary.json instead of the table.")
+@click.option("--progress", is_flag=True, help="Progress bars while building and scoring.")
+def dry_run_command(submission, data, split, time_limit, out, mode, threads, submission_kwargs, no_cache, as_json,
+                    progress):
+    """Run a submission as the organizers did (separate process, hard time limit, four positional arguments)
+    on the stub target, score before and after, apply both MMLU gates, place the score on the leaderboards.
+
+    Exit codes: 0 ok, 2 bad input, 3 the submission raised, 4 it ran past the time limit, 5 it wrote no
+    checkpoint, 6 its checkpoint does not load (or there is more than one), 7 it changed the input model,
+    8 it fails an MMLU gate.
+    """
+    from .dryrun import DryRunSettings, dry_run
+
+    kwargs = {}
+    if submission_kwargs is not None:
+        try:
+            kwargs = json.loads(submission_kwargs)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"--submission-kwargs: malformed JSON ({exc.msg})") from None
+        if not isinstance(kwargs, dict):
+            raise InputError("--submission-kwargs: not a JSON object")
+    settings = DryRunSettings(submission=submission, data=data, split=split, out=out, time_limit_s=time_limit,
+                              mode=mode, threads=threads, submission_kwargs=kwargs, use_cache=not no_cache,
+                              show_progress=progress)
+    report = dry_run(settings, log=lambda line: click.echo(line, err=True))
+    click.echo(json.dumps(report.summary, indent=2) if as_json else report.table)
+    click.echo(f"wrote {out}/summary.json" + (", evaluation_results.jsonl" if report.summary["after"] else ""),
+               err=True)
+    sys.exit(report.exit_code)
+
+
+@main.command("pack")
+@click.option("--submission", default="submission", show_default=True,
+              help="The package to pack (found on disk, never imported).")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("unlearn_submission.py"), show_default=True,
+              help="The single .py file to write.")
+def pack_command(submission, out):
+    """One self-contained .py file with unlearn() and every module of the package it needs (the organizers
+    took a single file). Check it with: unlearn-eval dry-run --submission OUT."""
+    from .pack import pack
+
+    result = pack(submission, out)
+    click.echo(f"wrote {result.path} ({len(result.text.encode()) // 1024} KiB): {', '.join(result.modules)}")
+
+
+@main.command("check")
+@click.argument("results", type=click.Path(path_type=Path))
+@click.option("--thresholds", type=click.Path(path_type=Path), default=None,
+              help="TOML file of thresholds (e.g. ci/thresholds.toml); options override its values.")
+@click.option("--min-final", type=float, default=None, help="Final score at least this.")
+@click.option("--min-task-aggregate", type=float, default=None, help="Task aggregate at least this.")
+@click.option("--min-mia", type=float, default=None, help="MIA score (mia_final_score) at least this.")
+@click.option("--min-mmlu", type=float, default=None, help="MMLU average at least this.")
+@click.option("--gate", "gates", type=click.Choice(["absolute", "relative"]), multiple=True,
+              help="MMLU gate: absolute (>= 0.371) or relative (>= 75% of before; needs a dry-run summary.json).")
+@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
+def check_command(results, thresholds, min_final, min_task_aggregate, min_mia, min_mmlu, gates, as_json):
+    """Hold RESULTS (evaluation_results.jsonl, a dry-run summary.json, or the folder holding one) to
+    thresholds. Exit 0 when all pass, 1 when any fails, 2 on bad input."""
+    from .check import checks_json, format_checks, read_figures, read_thresholds, run_checks, validate_thresholds
+
+    wanted = read_thresholds(thresholds) if thresholds is not None else {}
+    given = {"min_final": min_final, "min_task_aggregate": min_task_aggregate, "min_mia": min_mia,
+             "min_mmlu": min_mmlu}
+    wanted.update(validate_thresholds({k: v for k, v in given.items() if v is not None}, "options"))
+    if gates:
+        wanted["gate"] = list(dict.fromkeys(gates))
+    figures = read_figures(results)
+    checks = run_checks(figures, wanted)
+    click.echo(checks_json(figures, checks) if as_json else format_checks(figures, checks))
+    sys.exit(0 if all(c.passed for c in checks) else 1)
+
+
 if __name__ == "__main__":
     sys.exit(main())
