@@ -14,8 +14,26 @@ from .errors import InputError
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no hub access at run time: checkpoints are folders
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived (raised from the handler ``evaluate`` installs; a BaseException, so that no
+    ``except Exception`` on the way swallows it)."""
+
+    exit_code = 128 + 15
+
+
+def _terminated(signum, frame):
+    raise Terminated()
+
+
 class Group(click.Group):
-    """Turns an :class:`InputError` anywhere below into one clear line and exit code 2."""
+    """Turns the errors below into one clear line and an exit code (docs/faults.md lists every case):
+
+    - :class:`InputError` (bad input: a file, a column, a row, a checkpoint, an option): exit 2;
+    - ``OSError`` (the machine, not the input: disk full, permission denied, I/O error), naming the path
+      where there is one: exit 1. Result files are written atomically, so none is left half-written;
+    - SIGTERM during ``evaluate`` (exit 143) and Ctrl-C (exit 130): finished rows stay in the resume
+      journal (``--out/.partial/``) and the same command continues from them.
+    """
 
     def invoke(self, ctx):
         try:
@@ -23,6 +41,16 @@ class Group(click.Group):
         except InputError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"error: {where}{exc.strerror or exc} (nothing half-written; fix and run again)", err=True)
+            ctx.exit(1)
+        except (Terminated, KeyboardInterrupt) as exc:
+            name, code = ("SIGTERM", Terminated.exit_code) if isinstance(exc, Terminated) else ("Ctrl-C", 130)
+            hint = ("; finished rows are kept under --out/.partial/, the same command resumes from them"
+                    if ctx.invoked_subcommand == "evaluate" else "")
+            click.echo(f"error: stopped by {name}{hint}", err=True)
+            ctx.exit(code)
 
 
 def _fmt(value) -> str:
@@ -93,12 +121,15 @@ def main():
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--report", "make_report", is_flag=True,
               help="Also write the HTML/Markdown report (with 1000 bootstrap resamples) into --out/report/.")
+@click.option("--no-resume", is_flag=True,
+              help="Start over: neither reuse nor keep the rows a killed run of the same checkpoint, data and "
+                   "settings left in --out/.partial/ (by default they are reused).")
 @click.option("--mia-extra", is_flag=True,
               help="Needs --mia: also write --out/mia_results/extra.csv (zlib, Min-K%%, Min-K%%++ diagnostics; "
                    "loads the checkpoint once more).")
 def evaluate(checkpoint, data, out, split, mia, mmlu_metrics, mode, dtype, batch_size, max_new_tokens,
              recheck_margin, gate, mmlu_data, ntrain, mmlu_subjects, reference_mmlu, trust_remote_code, quiet,
-             make_report, mia_extra):
+             make_report, no_resume, mia_extra):
     """Generate, score and write the official files into --out (and --out/gate.json)."""
     from . import mmlu
     from .engine import check_checkpoint
@@ -106,7 +137,11 @@ def evaluate(checkpoint, data, out, split, mia, mmlu_metrics, mode, dtype, batch
 
     settings = EvaluationSettings(mode=mode, dtype=dtype, batch_size=batch_size, max_new_tokens=max_new_tokens,
                                   trust_remote_code=trust_remote_code, show_progress=not quiet,
-                                  recheck_margin=recheck_margin)
+                                  recheck_margin=recheck_margin, resume=not no_resume)
+    import signal
+
+    previous = signal.signal(signal.SIGTERM, _terminated)  # a clean line and exit 143; the journal keeps rows
+    click.get_current_context().call_on_close(lambda: signal.signal(signal.SIGTERM, previous))
     if mmlu_data is not None and mmlu_metrics is not None:
         raise InputError("give --mmlu-metrics or --mmlu-data, not both")
     if mia_extra and mia is None:

@@ -26,6 +26,8 @@ from tqdm.auto import tqdm
 
 from .errors import InputError
 
+# Called with (index in the rows given, result) as each row is finished (official mode, one process).
+RowCallback = Callable[[int, object], None]
 DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch.float16}
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
 
@@ -131,7 +133,8 @@ def official_generate(lm: LoadedModel, prompt: str, max_new_tokens: int) -> str:
 
 @torch.no_grad()
 def official_generate_and_loss(lm: LoadedModel, rows: list[tuple[str, str]], max_new_tokens: int,
-                               progress: str = "") -> list[tuple[str, float]]:
+                               progress: str = "", on_row: RowCallback | None = None) -> list[tuple[str, float]]:
+    """(model_output, nll) per row; ``on_row(i, result)`` is called as soon as row ``i`` is done."""
     model, tok = lm.model, lm.tokenizer
     device = next(model.parameters()).device
     out = []
@@ -143,17 +146,22 @@ def official_generate_and_loss(lm: LoadedModel, rows: list[tuple[str, str]], max
         text = official_generate(lm, question, max_new_tokens)
         nll = model(full_ids, labels=labels).loss.item()
         out.append((text, nll))
+        if on_row is not None:
+            on_row(len(out) - 1, out[-1])
     return out
 
 
 @torch.no_grad()
-def official_document_loss(lm: LoadedModel, documents: list[str], progress: str = "") -> list[float]:
+def official_document_loss(lm: LoadedModel, documents: list[str], progress: str = "",
+                           on_row: RowCallback | None = None) -> list[float]:
     model, tok = lm.model, lm.tokenizer
     device = next(model.parameters()).device
     out = []
     for document in tqdm(documents, desc=progress, disable=not progress):
         ids = tok(document, return_tensors="pt").input_ids.to(device)
         out.append(model(ids, labels=ids.clone()).loss.item())
+        if on_row is not None:
+            on_row(len(out) - 1, out[-1])
     return out
 
 
@@ -316,14 +324,30 @@ class Engine:
         main = self.state is None or self.state.is_main_process
         return name if (self.show_progress and main) else ""
 
-    def generations(self, rows: list[tuple[str, str]], name: str = "") -> list[tuple[str, float]] | None:
-        """(model_output, nll) per (input, output) row; None on processes other than the main one."""
+    def supports_row_callback(self) -> bool:
+        """Official mode on one process: rows are computed one by one, independently (resume per row)."""
+        return not MODES[self.mode].batched and (self.state is None or self.state.num_processes == 1)
+
+    def _callback(self, on_row: RowCallback | None) -> dict:
+        if on_row is None:
+            return {}
+        if not self.supports_row_callback():
+            raise ValueError("on_row needs official mode on one process")
+        return {"on_row": on_row}
+
+    def generations(self, rows: list[tuple[str, str]], name: str = "",
+                    on_row: RowCallback | None = None) -> list[tuple[str, float]] | None:
+        """(model_output, nll) per (input, output) row; None on processes other than the main one.
+        ``on_row`` (see :meth:`supports_row_callback`) is called as each row is finished."""
         mode = MODES[self.mode]
         extra = {"recheck_margin": self.recheck_margin} if mode.batched else {}
+        extra.update(self._callback(on_row))
         return run_sharded(rows, lambda shard: mode.generate_and_loss(
             self.lm, shard, self.max_new_tokens, progress=self._label(name), **self._kwargs(), **extra), self.state)
 
-    def document_losses(self, documents: list[str], name: str = "") -> list[float] | None:
+    def document_losses(self, documents: list[str], name: str = "",
+                        on_row: RowCallback | None = None) -> list[float] | None:
         mode = MODES[self.mode]
+        extra = self._callback(on_row)
         return run_sharded(documents, lambda shard: mode.document_loss(
-            self.lm, shard, progress=self._label(name), **self._kwargs()), self.state)
+            self.lm, shard, progress=self._label(name), **self._kwargs(), **extra), self.state)

@@ -8,6 +8,7 @@ every mode.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from dataclasses import dataclass
@@ -64,9 +65,21 @@ def csv_writer_options(df: pd.DataFrame) -> dict:
     return {"index": False, **({"quoting": csv.QUOTE_NONNUMERIC} if _has_carriage_return(df) else {})}
 
 
+@contextlib.contextmanager
+def naming_the_file(target: Path):
+    """An OSError while writing ``target`` (disk full: ENOSPC) names ``target``, not the temporary file."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None or str(exc.filename) != str(target):
+            raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from exc
+        raise
+
+
 def _write_csv(df: pd.DataFrame, target: Path) -> None:
     options = csv_writer_options(df)
-    write_with_atomic(target, lambda tmp: df.to_csv(tmp, **options))
+    with naming_the_file(target):
+        write_with_atomic(target, lambda tmp: df.to_csv(tmp, **options))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -137,6 +150,15 @@ class EvaluationSettings:
     trust_remote_code: bool = False
     show_progress: bool = True
     recheck_margin: float = 0.0  # fast mode: regenerate officially rows whose greedy margin fell below it
+    resume: bool = True  # keep finished rows in --out/.partial/<key>/ and reuse them (evaluator/journal.py)
+
+    def result_settings(self) -> dict:
+        """The settings that change a result (part of the resume key)."""
+        keyed = {"mode": self.mode, "dtype": self.dtype, "max_new_tokens": self.max_new_tokens,
+                 "trust_remote_code": self.trust_remote_code}
+        if MODES[self.mode].batched:
+            keyed.update(batch_size=self.batch_size, recheck_margin=self.recheck_margin)
+        return keyed
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -156,6 +178,12 @@ def evaluate(checkpoint: str | Path, data: str | Path, out: str | Path, split: s
     call this; the main process writes and returns the result, the others return None.
     ``mmlu_runner`` (e.g. ``evaluator.mmlu.InlineMMLU``) runs MMLU on the main process with the model
     loaded here and returns ``average_acc``, instead of ``mmlu_metrics``/``mmlu_average``.
+
+    Resume (``settings.resume``, on by default; one process only): finished rows go to a journal under
+    ``out/.partial/<key>/`` as they finish; a run started again with the same checkpoint, rows and settings
+    skips them, and the journal is deleted once every final file is written. Official mode journals every
+    row, fast mode every finished split or MIA set; either way the files equal an uninterrupted run's
+    (evaluator/journal.py says what the key covers). Under ``accelerate launch`` there is no journal.
     """
     if mmlu_runner is not None and (mmlu_metrics is not None or mmlu_average is not None):
         raise InputError("give MMLU either as metrics (--mmlu-metrics) or as data to run (--mmlu-data), not both")
@@ -172,11 +200,18 @@ def evaluate(checkpoint: str | Path, data: str | Path, out: str | Path, split: s
     lm = load_model(checkpoint, settings.dtype, settings.trust_remote_code, device=state.device)
     engine = Engine(lm, settings.mode, settings.max_new_tokens, settings.batch_size, settings.show_progress, state,
                     recheck_margin=settings.recheck_margin)
+    journal = None
+    if settings.resume and state.num_processes == 1:
+        from .journal import Journal, run_description
+
+        journal = Journal(out, run_description(checkpoint, sets, documents, settings.result_settings())).open()
 
     tables = {}
     for name in SPLITS:
         rows = sets[name]
-        outputs = engine.generations(list(zip(rows["input"], rows["output"])), name=name)
+        outputs = _resumable(journal, engine, name, list(zip(rows["input"], rows["output"])),
+                             lambda items, on_row, name=name: engine.generations(items, name=name, on_row=on_row),
+                             ("text", "nll"))
         if outputs is not None:
             tables[name] = pd.DataFrame({"id": rows["id"], "task": rows["task"], "input": rows["input"],
                                          "expected_output": rows["output"],
@@ -185,7 +220,10 @@ def evaluate(checkpoint: str | Path, data: str | Path, out: str | Path, split: s
     mia_tables = {}
     if documents is not None:
         for name in MIA_SETS:
-            losses = engine.document_losses(documents[name]["document"].tolist(), name=f"mia {name}")
+            losses = _resumable(journal, engine, f"mia_{name}", documents[name]["document"].tolist(),
+                                lambda items, on_row, name=name: engine.document_losses(items, name=f"mia {name}",
+                                                                                        on_row=on_row),
+                                ("nll",))
             if losses is not None:
                 mia_tables[name] = pd.DataFrame({"id": documents[name]["id"], "nll": losses})
     if not state.is_main_process:
@@ -203,6 +241,31 @@ def evaluate(checkpoint: str | Path, data: str | Path, out: str | Path, split: s
     if mmlu_runner is not None:  # inline MMLU (SPEC 3) on the checkpoint already loaded
         mmlu_average = mmlu_runner(lm)
     result = score_generations(generations, mia_nll, mmlu_average)
-    result.write(out / RESULTS_FILE)
+    with naming_the_file(out / RESULTS_FILE):
+        result.write(out / RESULTS_FILE)
+    if journal is not None:
+        journal.remove()  # every final file is written: nothing left to resume
     return result
+
+
+def _resumable(journal, engine: Engine, stream: str, items: list, compute, fields: tuple[str, ...]):
+    """``compute(items, on_row)`` for the rows the journal does not hold yet; the journal's rows for the rest.
+    Official mode: per row. Fast mode: the whole stream or nothing (a row's result depends on its batch)."""
+    if journal is None:
+        return compute(items, None)
+    unpack = (lambda values: values) if len(fields) > 1 else (lambda values: values[0])
+    pack = (lambda result: result) if len(fields) > 1 else (lambda result: (result,))
+    done = {i: unpack(values) for i, values in journal.done(stream, len(items), fields).items()}
+    if engine.supports_row_callback():
+        todo = [i for i in range(len(items)) if i not in done]
+        if todo:
+            fresh = compute([items[i] for i in todo],
+                            lambda j, result: journal.append(stream, todo[j], pack(result), fields))
+            done.update(zip(todo, fresh))
+    elif len(done) < len(items):
+        results = compute(items, None)
+        for i, result in enumerate(results):
+            journal.append(stream, i, pack(result), fields)
+        return results
+    return [done[i] for i in range(len(items))]
 
