@@ -183,7 +183,8 @@ METHODS: dict[str, Method] = {m.name: m for m in [
     # The default, chosen by benchmarks/bench_methods.py: gradient difference with two retain rows per forget
     # row, the loss on the continuation alone, and no ascent on a row once its loss is past 5 nats a token.
     Method("capped_gd", gradient_difference, random_schedule,
-           defaults={"retain_batch_size": 8, "sc_loss_on_prompt": False, "forget_nll_ceiling": 5.0},
+           defaults={"learning_rate": 1e-3, "epochs": 5.0, "retain_batch_size": 8, "sc_loss_on_prompt": False,
+                     "forget_nll_ceiling": 5.0},
            summary="gradient difference, 2 retain rows per forget row, ascent capped at a forget loss of 5"),
 ]}
 
