@@ -94,6 +94,22 @@ def unlearn(model_in, model_out, forget, retain):
     assert "TIMED OUT" in report.table
 
 
+def test_timeout_still_scores_the_checkpoint_left(tmp_path, target):
+    """After the hour the organizers evaluated whatever checkpoint was in the output folder: so does the
+    dry-run, and the verdict stays timeout."""
+    path = write_submission(tmp_path, """
+import shutil, time
+def unlearn(model_in, model_out, forget, retain):
+    shutil.copytree(model_in, model_out, dirs_exist_ok=True)
+    time.sleep(300)
+""")
+    report = run(tmp_path, path, time_limit=5, kill_grace_s=1)
+    assert report.summary["verdict"] == "timeout" and report.exit_code == 4
+    assert report.summary["after"] is not None
+    assert report.summary["after"]["results"] == report.summary["before"]["results"]
+    assert (tmp_path / "dry" / "evaluation_results.jsonl").is_file()
+
+
 def test_writes_nothing(tmp_path, target):
     path = write_submission(tmp_path, "def unlearn(model_in, model_out, forget, retain):\n    pass\n")
     result = CliRunner().invoke(main, ["dry-run", "--submission", str(path), "--data", str(STUB), "--out",
