@@ -170,8 +170,10 @@ def resolve_submission(spec: str) -> tuple[str, str]:
         if not path.is_file():
             raise InputError(f"{spec}: submission file not found")
         return "file", str(path.resolve())
+    top = spec.split(".")[0]
     try:
-        found = importlib.util.find_spec(spec) if spec.isidentifier() or "." in spec else None
+        # Only the top-level name: find_spec of "a.b" would import (run) package a in this process.
+        found = importlib.util.find_spec(top) if all(p.isidentifier() for p in spec.split(".")) else None
     except (ImportError, ValueError):
         found = None
     if found is None:
