@@ -65,6 +65,20 @@ def load_tokenizer(path: str | Path, trust_remote_code: bool = False):
     return tokenizer
 
 
+def broken_weight_file(folder: str | Path) -> str | None:
+    """One line naming the first ``*.safetensors`` file under ``folder`` whose header does not read (truncated,
+    empty, not safetensors at all), or None. Reads headers only: cheap even for large shards."""
+    from safetensors import safe_open
+
+    for file in sorted(Path(folder).glob("*.safetensors")):
+        try:
+            with safe_open(file, framework="pt"):
+                pass
+        except Exception as exc:  # SafetensorError, OSError, ...
+            return f"{file}: corrupt safetensors file ({type(exc).__name__}: {exc})".splitlines()[0]
+    return None
+
+
 def load_model(path: str | Path, dtype: str = "bfloat16", trust_remote_code: bool = False,
                device: str | torch.device | None = None) -> LoadedModel:
     """SPEC 2: ``AutoModelForCausalLM`` in ``dtype`` (bfloat16 by default), tokenizer from the same folder
@@ -76,6 +90,9 @@ def load_model(path: str | Path, dtype: str = "bfloat16", trust_remote_code: boo
     try:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype], trust_remote_code=trust_remote_code)
     except Exception as exc:
+        broken = broken_weight_file(path)
+        if broken is not None:
+            raise InputError(broken) from None
         raise InputError(f"{path}: cannot load the model ({type(exc).__name__}: {exc})".splitlines()[0]) from None
     model.eval()
     if device is not None:
