@@ -25,6 +25,9 @@ def _terminated(signum, frame):
     raise Terminated()
 
 
+_journal_kept = {"evaluate": True}  # False under --no-resume: then no row is kept for a rerun
+
+
 class Group(click.Group):
     """Turns the errors below into one clear line and an exit code (docs/faults.md lists every case):
 
@@ -48,7 +51,7 @@ class Group(click.Group):
         except (Terminated, KeyboardInterrupt) as exc:
             name, code = ("SIGTERM", Terminated.exit_code) if isinstance(exc, Terminated) else ("Ctrl-C", 130)
             hint = ("; finished rows are kept under --out/.partial/, the same command resumes from them"
-                    if ctx.invoked_subcommand == "evaluate" else "")
+                    if _journal_kept.get(ctx.invoked_subcommand) else "")
             click.echo(f"error: stopped by {name}{hint}", err=True)
             ctx.exit(code)
 
@@ -140,6 +143,7 @@ def evaluate(checkpoint, data, out, split, mia, mmlu_metrics, mode, dtype, batch
                                   recheck_margin=recheck_margin, resume=not no_resume)
     import signal
 
+    _journal_kept["evaluate"] = not no_resume
     previous = signal.signal(signal.SIGTERM, _terminated)  # a clean line and exit 143; the journal keeps rows
     click.get_current_context().call_on_close(lambda: signal.signal(signal.SIGTERM, previous))
     if mmlu_data is not None and mmlu_metrics is not None:

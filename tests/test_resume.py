@@ -165,3 +165,42 @@ def test_large_files_are_keyed_by_size_and_mtime_not_hashed(tmp_path, monkeypatc
     before = json.dumps(checkpoint_fingerprint(ckpt))
     os.utime(ckpt / "model.safetensors", ns=(1, 1))
     assert json.dumps(checkpoint_fingerprint(ckpt)) != before
+
+
+# --- fast mode: whole streams ----------------------------------------------------------------------------
+
+def test_fast_mode_resumes_whole_streams_with_the_same_batches(golden, tmp_path, monkeypatch):
+    """Fast mode journals a split or MIA set once all its batches are done: killed (here: an error) in the MIA
+    pass, the rerun reuses both splits without generating again and writes the uninterrupted run's files."""
+    import evaluator.engine as engine
+    from evaluator.evaluate import EvaluationSettings, evaluate
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("forget", "retain"):
+        lines = (golden / "data" / f"{name}.jsonl").read_text().splitlines()[:5]
+        (data / f"{name}.jsonl").write_text("\n".join(lines) + "\n")
+    settings = EvaluationSettings(mode="fast", batch_size=2, max_new_tokens=16, show_progress=False)
+    reference = tmp_path / "reference"
+    evaluate(golden / "target", data, reference, mia=golden / "mia", settings=settings)
+
+    out = tmp_path / "out"
+    fast = engine.MODES["fast"]
+
+    def dies(*args, **kwargs):
+        raise RuntimeError("killed in the MIA pass")
+
+    monkeypatch.setitem(engine.MODES, "fast", engine.Mode(fast.generate_and_loss, dies, batched=True))
+    with pytest.raises(RuntimeError, match="MIA pass"):
+        evaluate(golden / "target", data, out, mia=golden / "mia", settings=settings)
+    streams = {p.stem: len(p.read_text().splitlines()) for p in out.glob(f"{JOURNAL_DIR}/*/*.jsonl")}
+    assert streams == {"forget": 5, "retain": 5}
+
+    def must_not_generate(*args, **kwargs):
+        raise AssertionError("a journaled split was generated again")
+
+    monkeypatch.setitem(engine.MODES, "fast", engine.Mode(must_not_generate, fast.document_loss, batched=True))
+    evaluate(golden / "target", data, out, mia=golden / "mia", settings=settings)
+    for name in FINAL_FILES:
+        assert (out / name).read_bytes() == (reference / name).read_bytes(), name
+    assert not (out / JOURNAL_DIR).exists()
