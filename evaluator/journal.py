@@ -128,8 +128,11 @@ class Journal:
         if handle is None:
             handle = self._handles[stream] = open(self._path(stream), "a", encoding="utf-8")
         record = {"i": index, **dict(zip(fields, values))}
-        handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-        handle.flush()
+        try:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            handle.flush()
+        except OSError as exc:  # a full disk: name the journal (a torn line is dropped when read back)
+            raise OSError(exc.errno, exc.strerror or str(exc), str(self._path(stream))) from exc
 
     def close(self) -> None:
         for handle in self._handles.values():

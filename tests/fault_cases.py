@@ -311,6 +311,10 @@ CASES: list[FaultCase] = [
               "error: <out>/evaluation_results.jsonl: No space left on device (nothing half-written; fix and run "
               "again)", "the CSVs are complete, no results file, no temporary file; journal kept",
               test="tests/test_faults.py::test_disk_full_while_writing_results", needs_shared=True),
+    FaultCase("disk-full-journal", "the disk fills up while a finished row is added to the journal",
+              "unlearn-eval", 1, "error: <out>/.partial/…/forget.jsonl: No space left on device (nothing half-written; "
+              "fix and run again)", "rows journaled before are kept, a torn last line is dropped; the rerun resumes",
+              test="tests/test_faults.py::test_disk_full_while_journaling", needs_shared=True),
     FaultCase("sigterm", "SIGTERM arrives during the evaluation", "unlearn-eval", 143,
               "error: stopped by SIGTERM; finished rows are kept under --out/.partial/, the same command resumes "
               "from them", "no final file; the journal holds every finished row",

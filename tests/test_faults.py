@@ -244,3 +244,44 @@ def test_sigterm_during_evaluation(tmp_path):
     assert rows() >= 5, "the journal keeps the finished rows"
     assert not any((out / n).exists() for n in FINAL_FILES) and not (out / "mia_results").exists()
     assert no_temporary_files(out)
+
+
+def test_disk_full_while_journaling(uninterrupted, tmp_path, monkeypatch):
+    """The third journal line is cut off half-way by ENOSPC: one line naming the journal, exit 1; the rerun
+    drops the torn line, recomputes only the rows not kept, and writes the uninterrupted run's files."""
+    import evaluator.journal as journal_module
+
+    data, reference = uninterrupted
+    out = tmp_path / "out"
+    real_open, written = open, []
+
+    class FillsUp:
+        def __init__(self, handle):
+            self.handle = handle
+
+        def write(self, text):
+            written.append(text)
+            if len(written) == 3:
+                self.handle.write(text[: len(text) // 2])
+                self.handle.flush()
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return self.handle.write(text)
+
+        def __getattr__(self, name):
+            return getattr(self.handle, name)
+
+    def journal_open(path, mode="r", *args, **kwargs):  # the journal appends; other files open as usual
+        handle = real_open(path, mode, *args, **kwargs)
+        return FillsUp(handle) if mode == "a" else handle
+
+    monkeypatch.setattr(journal_module, "open", journal_open, raising=False)
+    result = quick_evaluate(GOLDEN / "target", data, out)
+    monkeypatch.undo()
+    assert_case("disk-full-journal", result.exit_code, result.stderr, {"out": out}, strict_one_line=False)
+    assert not any((out / n).exists() for n in FINAL_FILES) and no_temporary_files(out)
+    (journal,) = out.glob(".partial/*/forget.jsonl")
+    assert not journal.read_bytes().endswith(b"\n"), "the torn line is on disk"
+    again = quick_evaluate(GOLDEN / "target", data, out)
+    assert again.exit_code == 0, again.output
+    for n in FINAL_FILES:
+        assert (out / n).read_bytes() == (reference / n).read_bytes(), n
