@@ -103,13 +103,13 @@ def load_rows(path: str | Path, name: str) -> list[Row]:
 
 
 def split_selection_rows(rows: list[Row], fraction: float, seed: int,
-                         in_sample_per_group: int = 8) -> tuple[list[Row], list[Row]]:
+                         rows_per_group: int = 8) -> tuple[list[Row], list[Row]]:
     """(training rows, selection rows).
 
-    ``fraction`` of every (task, kind) group is held out of training and scored to pick the best
-    checkpoint (the organizers score unseen rows). Groups too small to give a row keep all their rows for
-    training and lend up to ``in_sample_per_group`` of them to the selection slice, so that every term of
-    the score can be estimated.
+    ``fraction`` of every (task, kind) group is held out of training (the organizers score unseen rows);
+    the selection slice holds those rows and is topped up with training rows of the group to
+    ``rows_per_group``: a term measured on one or two held-out rows would be too noisy to choose by, and
+    the rows trained on must be forgotten (or kept) too.
     """
     rng = random.Random(seed)
     groups: dict[tuple[str, str], list[Row]] = {}
@@ -121,11 +121,10 @@ def split_selection_rows(rows: list[Row], fraction: float, seed: int,
         members = groups[key][:]
         rng.shuffle(members)
         n_out = int(len(members) * fraction)
-        if n_out > 0 and n_out < len(members):
-            held_out.update(id(r) for r in members[:n_out])
-            selection.extend(members[:n_out])
-        else:
-            selection.extend(members[:in_sample_per_group])
+        if n_out >= len(members):
+            n_out = 0
+        held_out.update(id(r) for r in members[:n_out])
+        selection.extend(members[:max(n_out, rows_per_group)])
     training = [r for r in rows if id(r) not in held_out]
     return training, selection
 

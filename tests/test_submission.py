@@ -140,10 +140,11 @@ def test_answer_tokens_alone_carry_the_loss_on_qa_rows():
 
 def test_selection_rows_hold_out_a_share_of_every_group():
     rows = [Row(f"r{i}qa0", "q", "a", "Task2") for i in range(20)] + [Row(f"s{i}sc1", "p", "o", "Task1") for i in range(3)]
-    training, selection = split_selection_rows(rows, 0.1, seed=0)
+    training, selection = split_selection_rows(rows, 0.1, seed=0, rows_per_group=5)
     held_out = [r for r in selection if r not in training]
     assert len(held_out) == 2 and all(r.task == "Task2" for r in held_out)
     assert len(training) == 21
+    assert sum(r.task == "Task2" for r in selection) == 5  # topped up with rows trained on
     assert sum(r.task == "Task1" for r in selection) == 3  # too small to hold out: scored in sample
 
 
