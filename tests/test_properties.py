@@ -49,7 +49,7 @@ TEXT = st.one_of(
     PLAIN_TEXT,
     st.sampled_from(NA_LIKE + ["nan", "1947", "-1.5", "0", "1e3", "007", " NA", "None ", "True", "\"quoted\"",
                                "a,b", "line\nbreak", "tab\there", "ünïcödé 字 🙂"]),
-    st.text(CHARS, min_size=1, max_size=12).map(lambda s: s * (6000 // len(s))),  # very long (~6000 chars)
+    st.text(CHARS, min_size=1, max_size=12).map(lambda s: s * (3000 // len(s))),  # very long (~3000 chars)
 )
 ID_STEM = st.text(CHARS, max_size=30).map(lambda s: s.replace("\n", ""))
 KIND = st.sampled_from(["sc", "qa"])
@@ -193,10 +193,8 @@ def generation_case(draw, allow_cr: bool):
 
 
 def _huge_integer(text: str) -> bool:
-    try:
-        return abs(int(text)) >= 2**63
-    except ValueError:
-        return False
+    digits = text.strip().lstrip("+-")
+    return digits.isascii() and digits.isdigit() and (len(digits) > 19 or int(digits) >= 2**63)
 
 
 @PROPERTY
@@ -217,7 +215,7 @@ def test_csv_round_trip_changes_only_nan_like_texts(case):
             assert back == text
 
 
-@PROPERTY
+@FEW
 @given(case=generation_case(allow_cr=True))
 def test_our_writer_keeps_rows_even_with_carriage_returns(case):
     records, outputs = case
