@@ -133,7 +133,11 @@ def main():
 def evaluate(checkpoint, data, out, split, mia, mmlu_metrics, mode, dtype, batch_size, max_new_tokens,
              recheck_margin, gate, mmlu_data, ntrain, mmlu_subjects, reference_mmlu, trust_remote_code, quiet,
              make_report, no_resume, mia_extra):
-    """Generate, score and write the official files into --out (and --out/gate.json)."""
+    """Generate, score and write the official files into --out (and --out/gate.json).
+
+    Killed or stopped, the same command resumes from the finished rows kept in --out/.partial/ (one process;
+    the files equal an uninterrupted run's). Exit codes: 0 ok, 1 disk full or another I/O fault, 2 bad input,
+    143 SIGTERM, 130 Ctrl-C (docs/faults.md)."""
     from . import mmlu
     from .engine import check_checkpoint
     from .evaluate import EvaluationSettings, evaluate as run, read_mmlu_average
@@ -143,7 +147,8 @@ def evaluate(checkpoint, data, out, split, mia, mmlu_metrics, mode, dtype, batch
                                   recheck_margin=recheck_margin, resume=not no_resume)
     import signal
 
-    _journal_kept["evaluate"] = not no_resume
+    _journal_kept["evaluate"] = not no_resume and int(os.environ.get("WORLD_SIZE", "1")) <= 1  # no journal under
+    # accelerate launch (evaluator/journal.py)
     previous = signal.signal(signal.SIGTERM, _terminated)  # a clean line and exit 143; the journal keeps rows
     click.get_current_context().call_on_close(lambda: signal.signal(signal.SIGTERM, previous))
     if mmlu_data is not None and mmlu_metrics is not None:
