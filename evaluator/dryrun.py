@@ -279,7 +279,20 @@ class SubmissionRun:
     log_tail: list[str]
 
 
-def submission_environment(time_limit_s: float, threads: int) -> dict[str, str]:
+def module_search_root(name: str) -> str | None:
+    """The folder from which ``name``'s top-level package was found here (without importing it), so the
+    submission's process imports the same code from any working folder (and past a stale editable install
+    that reports the package as a namespace portion)."""
+    from .pack import locate
+
+    try:
+        location, _ = locate(name.split(".")[0])
+    except InputError:
+        return None
+    return str(location.parent)
+
+
+def submission_environment(time_limit_s: float, threads: int, search_root: str | None = None) -> dict[str, str]:
     env = dict(os.environ)
     # Offline as on the organizers' machine for our purposes: nothing may be fetched from the hub.
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_OFFLINE="1",
@@ -288,7 +301,7 @@ def submission_environment(time_limit_s: float, threads: int) -> dict[str, str]:
     if threads:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     # A module submission given by name may live in the folder the dry-run was started from.
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (os.getcwd(), env.get("PYTHONPATH", "")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (search_root, os.getcwd(), env.get("PYTHONPATH", "")) if p)
     return env
 
 
@@ -556,9 +569,9 @@ def dry_run(settings: DryRunSettings, log: Callable[[str], None] = print) -> Dry
         scratch = out / "cwd"  # the submission's working folder: stray files land here, not in the caller's
         scratch.mkdir()
         log(f"dry-run: running {target} ({kind}) with a {limit:g} s limit; its output goes to {out / LOG_FILE}")
+        env = submission_environment(limit, settings.threads, module_search_root(target) if kind == "module" else None)
         run = run_submission(kind, target, [model_in, model_out, inputs["forget"], inputs["retain"]],
-                             out / LOG_FILE, limit, submission_environment(limit, settings.threads), scratch,
-                             settings.submission_kwargs, settings.kill_grace_s)
+                             out / LOG_FILE, limit, env, scratch, settings.submission_kwargs, settings.kill_grace_s)
         seconds["submission"] = run.seconds
 
         began = time.monotonic()

@@ -49,15 +49,17 @@ def locate(package: str) -> tuple[Path, bool]:
         spec = importlib.util.find_spec(package)
     except (ImportError, ValueError):
         spec = None
-    if spec is None or spec.origin in (None, "built-in", "frozen"):
+    if spec is None:
         raise InputError(f"{package}: no such importable package or module (is the project installed?)")
-    if spec.submodule_search_locations:
-        locations = list(spec.submodule_search_locations)
-        if len(locations) != 1 or not (Path(locations[0]) / "__init__.py").is_file():
+    if spec.submodule_search_locations is not None:
+        # A stale editable install can report a regular package as a namespace portion (no origin, plus a
+        # placeholder path entry): what counts is the one real folder holding an __init__.py.
+        folders = [Path(p) for p in spec.submodule_search_locations if (Path(p) / "__init__.py").is_file()]
+        if len(folders) != 1:
             raise InputError(f"{package}: a namespace package; pack needs a regular package with __init__.py")
-        return Path(locations[0]), True
-    if not str(spec.origin).endswith(".py"):
-        raise InputError(f"{spec.origin}: not a Python source file")
+        return folders[0], True
+    if spec.origin in (None, "built-in", "frozen") or not str(spec.origin).endswith(".py"):
+        raise InputError(f"{package}: not a Python source module ({spec.origin})")
     return Path(spec.origin), False
 
 

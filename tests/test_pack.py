@@ -197,3 +197,12 @@ def test_refuses_a_sibling_package_and_a_missing_entry_point(tmp_path, monkeypat
     result = CliRunner().invoke(main, ["pack", "--submission", "not_a_module_at_all", "--out", str(tmp_path / "c.py")])
     assert result.exit_code == 2 and "no such importable package" in result.output
     assert not (tmp_path / "a.py").exists() and not (tmp_path / "c.py").exists()
+
+
+def test_pack_command_from_another_folder(tmp_path):
+    """The command as a user runs it: the project's root is not on sys.path (only the install points at it)."""
+    out = tmp_path / "unlearn_submission.py"
+    result = subprocess.run([sys.executable, "-m", "evaluator.cli", "pack", "--out", str(out)], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert out.read_text() == render("submission")[0]
