@@ -183,7 +183,7 @@ def resolve_submission(spec: str) -> tuple[str, str]:
 
 def prepare_out(out: Path) -> Path:
     """Create ``out``, or clear it when an earlier dry-run made it; refuse any other non-empty folder."""
-    out = Path(out)
+    out = Path(out).absolute()  # the submission runs in another working directory: hand it absolute paths
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: --out exists and is not a directory")
     if out.is_dir() and any(out.iterdir()):
