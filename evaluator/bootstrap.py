@@ -18,7 +18,6 @@ statistic from ranks (ties counted half, as sklearn's trapezoidal ROC AUC), and 
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,11 +30,11 @@ from scipy.stats import rankdata
 from . import scoring
 from .data import SPLITS, row_kind
 from .errors import InputError
+# Reading a folder (torch-free); the names stay importable from here.
+from .tables import MIA_DIR, MIA_SETS, folder_mmlu_average, mmlu_question_table, read_folder, read_shards  # noqa: F401
 
 KIND_METRIC = {"sc": scoring.REGURGITATION, "qa": scoring.KNOWLEDGE}
 OVERALL = {"sc": "overall-regurgitation-score", "qa": "overall-knowledge-score"}
-MIA_SETS = ("member", "nonmember")
-MIA_DIR = "mia_results"  # as evaluator.evaluate writes it (not imported: that module loads torch)
 DEFAULT_RESAMPLES = 1000
 LEVEL = 0.95
 
@@ -70,40 +69,6 @@ def interval(samples: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
         return (math.nan, math.nan)
     lo, hi = np.nanpercentile(samples, [50 * (1 - level), 50 * (1 + level)])
     return float(lo), float(hi)
-
-
-# ---------------------------------------------------------------------------------------------------
-# Reading an evaluation folder without importing the model code
-
-
-def read_shards(folder: Path, stem: str) -> pd.DataFrame | None:
-    """``<stem>_*.csv`` of ``folder`` concatenated, read with pandas defaults as the official script reads
-    them (the same reading as ``evaluator.evaluate``), or None when there is none."""
-    files = sorted(Path(folder).glob(f"{stem}_*.csv"))
-    if not files:
-        return None
-    try:
-        return pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputError(f"{folder}/{stem}_*.csv: cannot read CSV ({type(exc).__name__}: {exc})".splitlines()[0]) from None
-
-
-def score_tables(generations: Mapping[str, pd.DataFrame], mia_nll: Mapping[str, Sequence[float]] | None,
-                 mmlu_average: float | None):
-    """``evaluator.evaluate.score_generations`` (SPEC 3 from tables), here so a report needs no torch."""
-    from .results import EvaluationResult
-
-    summaries = {split: scoring.split_summary(scoring.score_rows(generations[split])) for split in SPLITS}
-    terms = scoring.task_terms(summaries)
-    aggregate = scoring.task_aggregate(terms)
-    result = EvaluationResult(forget=summaries["forget"], retain=summaries["retain"], aggregated_terms=terms,
-                              harmonic_mean_task_aggregate=aggregate, mmlu_average=mmlu_average)
-    if mia_nll is not None:
-        result.mia_loss_acc = scoring.mia_auc(mia_nll["member"], mia_nll["nonmember"])
-    if result.mia_loss_acc is not None and mmlu_average is not None:
-        result.mia_final_score = scoring.mia_score(result.mia_loss_acc)
-        result.aggregate_score = scoring.final_score(aggregate, mmlu_average, result.mia_final_score)
-    return result
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -165,60 +130,11 @@ class RowValues:
         """Read an evaluation folder (ours or the official ``--keep_files`` one). MMLU: per-question tables
         under ``mmlu/`` if present, else ``mmlu_average`` (default: the results file's, then
         ``mmlu/metrics.json``'s)."""
-        folder = Path(folder)
-        if not folder.is_dir():
-            raise InputError(f"{folder}: not a directory")
-        generations = {}
-        for split in SPLITS:
-            table = read_shards(folder, split)
-            if table is None:
-                raise InputError(f"{folder}: no {split}_*.csv (generations of the {split} set)")
-            generations[split] = table
-        mia_nll = None
-        if (folder / MIA_DIR).is_dir():
-            tables = {name: read_shards(folder / MIA_DIR, name) for name in MIA_SETS}
-            if all(t is not None for t in tables.values()):
-                mia_nll = tables
-        extra = None
-        if (folder / MIA_DIR / "extra.csv").is_file():
-            extra = pd.read_csv(folder / MIA_DIR / "extra.csv", dtype={"id": str})
+        tables = read_folder(folder)
         if mmlu_average is None:
-            mmlu_average = folder_mmlu_average(folder)
-        return cls.from_tables(generations, mia_nll, mmlu_question_table(folder), mmlu_average, extra)
-
-
-def folder_mmlu_average(folder: Path) -> float | None:
-    """The MMLU average an evaluation folder reports: its results file's, else ``mmlu/metrics.json``'s."""
-    from .results import RESULTS_FILE, EvaluationResult
-
-    if (folder / RESULTS_FILE).is_file():
-        try:
-            value = EvaluationResult.read(folder / RESULTS_FILE).mmlu_average
-        except InputError:
-            value = None
-        if value is not None:
-            return value
-    metrics = folder / "mmlu" / "metrics.json"
-    if metrics.is_file():
-        try:
-            return json.loads(metrics.read_text(encoding="utf-8")).get("average_acc")
-        except (json.JSONDecodeError, AttributeError):
-            return None
-    return None
-
-
-def mmlu_question_table(folder: Path) -> dict[str, np.ndarray] | None:
-    """Per-subject correctness from ``mmlu/<subject>.csv`` (as ``evaluator.mmlu`` writes them), or None."""
-    mmlu_dir = Path(folder) / "mmlu"
-    out = {}
-    for path in sorted(mmlu_dir.glob("*.csv")) if mmlu_dir.is_dir() else []:
-        try:
-            table = pd.read_csv(path)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
-            continue
-        if "correct" in table.columns:
-            out[path.stem] = table["correct"].astype(str).str.lower().eq("true").to_numpy(dtype=float)
-    return out or None
+            mmlu_average = folder_mmlu_average(tables.folder)
+        return cls.from_tables(tables.generations, tables.mia, mmlu_question_table(tables.folder), mmlu_average,
+                               tables.extra)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -17,16 +17,16 @@ from typing import Callable
 
 import pandas as pd
 
-from . import scoring
 from .atomic import write_with_atomic
 from .data import SPLITS, load_mia, load_sets
 from .engine import MODES, Engine, check_checkpoint, distributed_state, load_model, load_tokenizer
 from .errors import InputError
 from .results import RESULTS_FILE, EvaluationResult
+# Scoring a folder of CSVs (ours or the official script's --keep_files output) needs no model: it lives in
+# evaluator.tables (torch-free, shared with the report and the bootstrap) and is re-exported here.
+from .tables import MIA_DIR, MIA_SETS, read_folder, read_shards, score_directory, score_generations  # noqa: F401
 
 GENERATION_COLUMNS = ["id", "task", "input", "expected_output", "model_output", "nll"]
-MIA_DIR = "mia_results"
-MIA_SETS = ("member", "nonmember")
 
 
 def read_mmlu_average(path: str | Path) -> float:
@@ -80,61 +80,6 @@ def _write_csv(df: pd.DataFrame, target: Path) -> None:
     options = csv_writer_options(df)
     with naming_the_file(target):
         write_with_atomic(target, lambda tmp: df.to_csv(tmp, **options))
-
-
-# ---------------------------------------------------------------------------------------------------
-# Scoring a folder of CSVs (ours or the official script's --keep_files output)
-
-
-def _read_shards(folder: Path, stem: str) -> pd.DataFrame | None:
-    files = sorted(folder.glob(f"{stem}_*.csv"))
-    if not files:
-        return None
-    try:
-        # read_csv defaults on purpose: the official script reads its CSVs this way (SPEC 2, last line).
-        return pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputError(f"{folder}/{stem}_*.csv: cannot read CSV ({type(exc).__name__}: {exc})".splitlines()[0]) from None
-
-
-def score_generations(generations: dict[str, pd.DataFrame], mia_nll: dict[str, list[float]] | None = None,
-                      mmlu_average: float | None = None) -> EvaluationResult:
-    """SPEC 3 from tables: ``generations`` maps 'forget'/'retain' to the CSV tables; ``mia_nll`` maps
-    'member'/'nonmember' to losses."""
-    summaries = {split: scoring.split_summary(scoring.score_rows(generations[split])) for split in SPLITS}
-    terms = scoring.task_terms(summaries)
-    aggregate = scoring.task_aggregate(terms)
-    result = EvaluationResult(forget=summaries["forget"], retain=summaries["retain"], aggregated_terms=terms,
-                              harmonic_mean_task_aggregate=aggregate, mmlu_average=mmlu_average)
-    if mia_nll is not None:
-        result.mia_loss_acc = scoring.mia_auc(mia_nll["member"], mia_nll["nonmember"])
-    if result.mia_loss_acc is not None and mmlu_average is not None:
-        result.mia_final_score = scoring.mia_score(result.mia_loss_acc)
-        result.aggregate_score = scoring.final_score(aggregate, mmlu_average, result.mia_final_score)
-    return result
-
-
-def score_directory(folder: str | Path, mmlu_average: float | None = None,
-                    use_mia: bool = True) -> EvaluationResult:
-    """Recompute every metric from ``forget_*.csv``, ``retain_*.csv`` and ``mia_results/*_*.csv``."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise InputError(f"{folder}: not a directory")
-    generations = {}
-    for split in SPLITS:
-        table = _read_shards(folder, split)
-        if table is None:
-            raise InputError(f"{folder}: no {split}_*.csv (generations of the {split} set)")
-        missing = [c for c in ("id", "task", "expected_output", "model_output") if c not in table.columns]
-        if missing:
-            raise InputError(f"{folder}/{split}_*.csv: missing column(s) {', '.join(missing)}")
-        generations[split] = table
-    mia_nll = None
-    if use_mia and (folder / MIA_DIR).is_dir():
-        tables = {name: _read_shards(folder / MIA_DIR, name) for name in MIA_SETS}
-        if all(t is not None for t in tables.values()):
-            mia_nll = {name: t["nll"].tolist() for name, t in tables.items()}
-    return score_generations(generations, mia_nll, mmlu_average)
 
 
 # ---------------------------------------------------------------------------------------------------

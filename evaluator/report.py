@@ -24,11 +24,11 @@ import pandas as pd
 
 from . import scoring
 from .atomic import write_text_atomic, write_with_atomic
-from .bootstrap import (DEFAULT_RESAMPLES, KIND_METRIC, MIA_DIR, MIA_SETS, BootstrapResult, RowValues, bootstrap,
-                        folder_mmlu_average, mmlu_question_table, read_shards, score_tables)
+from .bootstrap import DEFAULT_RESAMPLES, KIND_METRIC, BootstrapResult, RowValues, bootstrap
 from .data import SPLITS, row_kind
 from .errors import InputError
 from .results import RESULTS_FILE, EvaluationResult
+from .tables import MIA_SETS, folder_mmlu_average, mmlu_question_table, read_folder, score_generations
 
 REPORT_HTML = "report.html"
 REPORT_MD = "report.md"
@@ -93,29 +93,10 @@ def _read_json(path: Path) -> dict | None:
 
 def load_folder(folder: str | Path, n_bootstrap: int = DEFAULT_RESAMPLES, seed: int = 0) -> FolderData:
     """Read and rescore an evaluation folder; bootstrap it when ``n_bootstrap`` > 0."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise InputError(f"{folder}: not a directory (an evaluation folder as `evaluate` writes it)")
-    generations = {}
-    for split in SPLITS:
-        table = read_shards(folder, split)
-        if table is None:
-            raise InputError(f"{folder}: no {split}_*.csv (generations of the {split} set)")
-        missing = [c for c in ("id", "task", "expected_output", "model_output") if c not in table.columns]
-        if missing:
-            raise InputError(f"{folder}/{split}_*.csv: missing column(s) {', '.join(missing)}")
-        generations[split] = table
-    mia = None
-    if (folder / MIA_DIR).is_dir():
-        tables = {name: read_shards(folder / MIA_DIR, name) for name in MIA_SETS}
-        if all(t is not None for t in tables.values()):
-            mia = tables
-    extra = None
-    if (folder / MIA_DIR / "extra.csv").is_file():
-        extra = pd.read_csv(folder / MIA_DIR / "extra.csv", dtype={"id": str})
+    tables = read_folder(folder)
+    folder, generations, mia, extra = tables.folder, tables.generations, tables.mia, tables.extra
     mmlu_average = folder_mmlu_average(folder)
-    result = score_tables(generations, {k: v["nll"].tolist() for k, v in mia.items()} if mia else None,
-                               mmlu_average)
+    result = score_generations(generations, tables.mia_nll, mmlu_average)
     file_result = None
     if (folder / RESULTS_FILE).is_file():
         try:
