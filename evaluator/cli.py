@@ -29,7 +29,8 @@ _journal_kept = {"evaluate": True}  # False under --no-resume: then no row is ke
 
 
 class Group(click.Group):
-    """Turns the errors below into one clear line and an exit code (docs/faults.md lists every case):
+    """Turns the errors below into one clear line and an exit code (README.md, "What happens when...", lists
+    every case):
 
     - :class:`InputError` (bad input: a file, a column, a row, a checkpoint, an option): exit 2;
     - ``OSError`` (the machine, not the input: disk full, permission denied, I/O error), naming the path
@@ -137,7 +138,7 @@ def evaluate(checkpoint, data, out, split, mia, mmlu_metrics, mode, dtype, batch
 
     Killed or stopped, the same command resumes from the finished rows kept in --out/.partial/ (one process;
     the files equal an uninterrupted run's). Exit codes: 0 ok, 1 disk full or another I/O fault, 2 bad input,
-    143 SIGTERM, 130 Ctrl-C (docs/faults.md)."""
+    143 SIGTERM, 130 Ctrl-C (README: "What happens when...")."""
     from . import mmlu
     from .engine import check_checkpoint
     from .evaluate import EvaluationSettings, evaluate as run, read_mmlu_average

@@ -1,7 +1,8 @@
 """Every fault and bad input the project handles, with the exit code and the one line it prints.
 
-This registry is the single source of ``docs/faults.md`` (``python tests/make_faults_table.py`` writes it;
-tests/test_faults.py fails when the file differs from what the generator makes now) and of the tests:
+This registry is the single source of the "What happens when..." table in README.md (``python
+tests/make_faults_table.py`` writes it between the faults markers; tests/test_faults.py fails when the README's
+block differs from what the generator makes now) and of the tests:
 ``tests/test_faults.py`` runs every case that has a ``setup`` through the real command line and checks the
 exit code and the message, and every other case names the test that checks it, which looks its case up
 here for the expected exit code and message. So the table cannot drift from what the code does.
@@ -22,6 +23,7 @@ from typing import Callable
 import pandas as pd
 
 PROJECT = Path(__file__).resolve().parents[1]
+STUB = PROJECT / "data_stub"
 SHARED = PROJECT.parent / "shared"
 GOLDEN = SHARED / "golden"
 
@@ -40,11 +42,19 @@ class FaultCase:
     when: str  # "What happens when ..."
     program: str  # "unlearn-eval" (evaluator/cli.py) or "unlearn" (submission/cli.py)
     exit_code: int
-    message: str  # the one stderr line; "<name>" a path of the case, "…" varying text; "" = no error line
+    # The one stderr line ("error: ..."); for a dry-run verdict (exit 3-8) the first problem, printed as
+    # "  - <verdict>: <message>" under the verdict and kept in summary.json. "<name>" a path of the case,
+    # "…" varying text; "" = no message.
+    message: str
     outcome: str  # what is (not) written, what to do next
     setup: Setup | None = None  # argv and paths for the generic command-line runner of tests/test_faults.py
     test: str = "tests/test_faults.py::test_command_line_case"
     needs_shared: bool = False  # the case uses ../shared/golden (skipped where it is absent)
+    subcommand: str = "evaluate"  # of unlearn-eval (ignored for unlearn)
+
+    @property
+    def command(self) -> str:
+        return f"{self.program} {self.subcommand}" if self.program == "unlearn-eval" else self.program
 
 
 def message_pieces(case: FaultCase, paths: dict[str, Path]) -> list[str]:
@@ -169,6 +179,57 @@ def score_broken_csv(tmp: Path):
     (folder / "forget_0.csv").write_bytes(b"id,task\n\xff\xfe,\x00broken\n")
     (folder / "retain_0.csv").write_text("id,task\nx,y\n")
     return ["score", str(folder)], {"results": folder}
+
+
+def dry_run_setup(kind: str) -> Setup:
+    """``unlearn-eval dry-run`` with one bad input: each is refused before the target is built."""
+    def setup(tmp: Path):
+        submission, out = tmp / "my_submission.py", tmp / "dry"
+        submission.write_text("def unlearn(model_in, model_out, forget, retain):\n    pass\n")
+        paths = {"tmp": tmp, "out": out}
+        argv = ["dry-run", "--submission", str(submission), "--data", str(STUB), "--out", str(out)]
+        if kind == "submission-missing":
+            argv[2] = str(tmp / "missing.py")
+        elif kind == "submission-not-importable":
+            argv[2] = "no_such_module_anywhere"
+        elif kind == "out-not-a-dry-run":
+            out.mkdir()
+            (out / "precious.txt").write_text("keep me")
+        elif kind == "kwargs-not-an-object":
+            argv += ["--submission-kwargs", "[1]"]
+        elif kind == "data-not-a-stub":
+            paths["data"] = data_dir(tmp)
+            argv[4] = str(paths["data"])
+        elif kind == "time-limit-zero":
+            argv += ["--time-limit", "0"]
+        else:
+            raise ValueError(kind)
+        return argv, paths
+    return setup
+
+
+def report_missing_folder(tmp: Path):
+    return ["report", str(tmp / "missing")], {"tmp": tmp}
+
+
+def report_checkpoint_without_mia(tmp: Path):
+    folder = tmp / "results"
+    folder.mkdir()
+    return ["report", str(folder), "--checkpoint", str(fake_checkpoint(tmp))], {"tmp": tmp}
+
+
+def check_missing_results(tmp: Path):
+    return ["check", str(tmp / "nowhere"), "--min-final", "0.5"], {"tmp": tmp}
+
+
+def check_unknown_threshold(tmp: Path):
+    thresholds = tmp / "thresholds.toml"
+    thresholds.write_text("min_final = 0.7\nmin_speed = 3\n")
+    return ["check", str(tmp), "--thresholds", str(thresholds)], {"thresholds": thresholds}
+
+
+def pack_not_py(tmp: Path):
+    return ["pack", "--out", str(tmp / "submission.txt")], {"tmp": tmp}
 
 
 # --- the submission's command line (unlearn MODEL OUT FORGET RETAIN) ------------------------------------
@@ -332,9 +393,76 @@ CASES: list[FaultCase] = [
               test="tests/test_properties.py::test_our_writer_keeps_rows_even_with_carriage_returns"),
     # --- unlearn-eval score --------------------------------------------------------------------------
     FaultCase("score-no-csv", "score is given a folder without forget_*.csv", "unlearn-eval", 2,
-              "error: <results>: no forget_*.csv (generations of the forget set)", BAD_INPUT, score_empty_folder),
+              "error: <results>: no forget_*.csv (generations of the forget set)", BAD_INPUT, score_empty_folder,
+              subcommand="score"),
     FaultCase("score-broken-csv", "score is given a CSV it cannot read", "unlearn-eval", 2,
-              "error: <results>/forget_*.csv: cannot read CSV (…)", BAD_INPUT, score_broken_csv),
+              "error: <results>/forget_*.csv: cannot read CSV (…)", BAD_INPUT, score_broken_csv, subcommand="score"),
+    # --- unlearn-eval dry-run: bad input ------------------------------------------------------------
+    FaultCase("dry-run-submission-missing", "dry-run: --submission names a .py file that does not exist",
+              "unlearn-eval", 2, "error: <tmp>/missing.py: submission file not found", BAD_INPUT,
+              dry_run_setup("submission-missing"), subcommand="dry-run"),
+    FaultCase("dry-run-submission-not-importable", "dry-run: --submission is neither a file nor a module",
+              "unlearn-eval", 2, "error: no_such_module_anywhere: --submission is neither a .py file nor an importable "
+              "module name", BAD_INPUT, dry_run_setup("submission-not-importable"), subcommand="dry-run"),
+    FaultCase("dry-run-out-not-a-dry-run", "dry-run: --out holds files an earlier dry-run did not make",
+              "unlearn-eval", 2, "error: <out>: --out holds files and is not a dry-run folder (no .lume-dry-run); "
+              "choose another --out", "the folder and its files are left as they were",
+              dry_run_setup("out-not-a-dry-run"), subcommand="dry-run"),
+    FaultCase("dry-run-kwargs-not-an-object", "dry-run: --submission-kwargs is not a JSON object", "unlearn-eval", 2,
+              "error: --submission-kwargs: not a JSON object", BAD_INPUT, dry_run_setup("kwargs-not-an-object"),
+              subcommand="dry-run"),
+    FaultCase("dry-run-data-not-a-stub", "dry-run: --data is not a stub folder", "unlearn-eval", 2,
+              "error: <data>/mia_data/member.jsonl: not found (--data must be a stub folder as make-stub writes it)",
+              BAD_INPUT, dry_run_setup("data-not-a-stub"), subcommand="dry-run"),
+    FaultCase("dry-run-time-limit-zero", "dry-run: --time-limit is not positive", "unlearn-eval", 2,
+              "error: --time-limit must be positive, not 0.0", BAD_INPUT, dry_run_setup("time-limit-zero"),
+              subcommand="dry-run"),
+    # --- unlearn-eval dry-run: what the submission did (the verdict; summary.json and the table say it) --
+    FaultCase("dry-run-raised", "dry-run: the submission raises", "unlearn-eval", 3,
+              "raised: the submission exited with status 1 after … s; last log line: …",
+              "no after scores; its output is in <out>/submission.log",
+              test="tests/test_dryrun.py::test_raises", subcommand="dry-run"),
+    FaultCase("dry-run-timeout", "dry-run: the submission (or a process it started) runs past the time limit",
+              "unlearn-eval", 4, "timeout: still running at the … s limit: its process group was killed",
+              "its whole process group killed (SIGTERM, then SIGKILL)",
+              test="tests/test_dryrun.py::test_timeout_kills_the_whole_process_group", subcommand="dry-run"),
+    FaultCase("dry-run-timeout-checkpoint-left", "dry-run: the submission runs past the time limit after saving "
+              "a checkpoint", "unlearn-eval", 4, "timeout: still running at the … s limit: its process group was killed",
+              "the checkpoint it left is scored, as the organizers scored whatever was there after the hour",
+              test="tests/test_dryrun.py::test_timeout_still_scores_the_checkpoint_left", subcommand="dry-run"),
+    FaultCase("dry-run-no-checkpoint", "dry-run: the submission writes nothing", "unlearn-eval", 5,
+              "no-checkpoint: the output folder is empty after the run", "no after scores",
+              test="tests/test_dryrun.py::test_writes_nothing", subcommand="dry-run"),
+    FaultCase("dry-run-unloadable", "dry-run: the submission's checkpoint does not load", "unlearn-eval", 6,
+              "unloadable: <model_out>: AutoModelForCausalLM/AutoTokenizer cannot load the model (…)",
+              "no after scores", test="tests/test_dryrun.py::test_unloadable_checkpoint", subcommand="dry-run"),
+    FaultCase("dry-run-checkpoint-in-subfolder", "dry-run: the submission saves its checkpoint in a subfolder",
+              "unlearn-eval", 6, "unloadable: no config.json at the top of the output folder (files: …); a config.json "
+              "is in checkpoint-10/, but the organizers loaded the output folder itself", "no after scores",
+              test="tests/test_dryrun.py::test_checkpoint_in_a_subfolder_is_not_loadable", subcommand="dry-run"),
+    FaultCase("dry-run-input-modified", "dry-run: the submission changes the model folder it was given",
+              "unlearn-eval", 7, "input-modified: the input model folder changed (changed: config.json)",
+              "scored all the same; the cached target is untouched (the submission gets a copy)",
+              test="tests/test_dryrun.py::test_changing_the_input_model_fails_the_run", subcommand="dry-run"),
+    FaultCase("dry-run-gate-failed", "dry-run: the unlearned model fails an MMLU gate", "unlearn-eval", 8,
+              "gate-failed: MMLU … fails the absolute and relative gate",
+              "scored; the 7B leaderboard would not have ranked it",
+              test="tests/test_dryrun.py::test_destroying_the_model_fails_the_mmlu_gates", subcommand="dry-run"),
+    # --- unlearn-eval report, check, pack ------------------------------------------------------------
+    FaultCase("report-missing-folder", "report is given a folder that does not exist", "unlearn-eval", 2,
+              "error: <tmp>/missing: not a directory (an evaluation folder as `evaluate` writes it)", BAD_INPUT,
+              report_missing_folder, subcommand="report"),
+    FaultCase("report-checkpoint-without-mia", "report --checkpoint is given without --mia", "unlearn-eval", 2,
+              "error: --checkpoint and --mia go together (they write mia_results/extra.csv)", BAD_INPUT,
+              report_checkpoint_without_mia, subcommand="report"),
+    FaultCase("check-missing-results", "check is given a results file that does not exist", "unlearn-eval", 2,
+              "error: <tmp>/nowhere: file not found", BAD_INPUT, check_missing_results, subcommand="check"),
+    FaultCase("check-unknown-threshold", "the thresholds file has a key check does not know", "unlearn-eval", 2,
+              "error: <thresholds>: unknown key(s) min_speed (known: min_final, min_task_aggregate, min_mia, "
+              "min_mmlu, gate)", BAD_INPUT, check_unknown_threshold, subcommand="check"),
+    FaultCase("pack-not-py", "pack --out does not end in .py", "unlearn-eval", 2,
+              "error: <tmp>/submission.txt: the packed file must end in .py", BAD_INPUT, pack_not_py,
+              subcommand="pack"),
     # --- the submission: unlearn MODEL OUT FORGET RETAIN ----------------------------------------------
     FaultCase("submission-missing-forget", "the forget folder holds no forget file", "unlearn", 2,
               "error: <forget>: no forget.parquet or forget.jsonl in this folder", BAD_INPUT, submission_setup("missing-forget"),

@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from evaluator.cli import main
 from evaluator.dryrun import (EXIT_CODES, DryRunSettings, dry_run, load_leaderboard, placement,
                               scaled_time_limit)
+from fault_cases import CASES_BY_NAME, holds_message
 
 PROJECT = Path(__file__).resolve().parents[1]
 STUB = PROJECT / "data_stub"
@@ -43,6 +44,17 @@ def run(tmp_path: Path, submission: Path | str, time_limit: float | None = 30, *
     return dry_run(settings, log=lambda line: None)
 
 
+def assert_case(name: str, exit_code: int, summary: dict, table: str, paths: dict | None = None) -> None:
+    """The verdict's exit code and first problem are those of README's 'What happens when...' table
+    (tests/fault_cases.py), and the table printed by the dry-run shows that problem."""
+    case = CASES_BY_NAME[name]
+    assert exit_code == case.exit_code == EXIT_CODES[summary["verdict"]], summary["problems"]
+    first = summary["problems"][0]
+    line = f"{first['verdict']}: {first['message']}"
+    assert holds_message(case, line, paths or {}), f"{line!r} does not match {case.message!r}"
+    assert f"  - {line}" in table
+
+
 def alive(pid: int) -> bool:
     """Running (a zombie waiting for its parent to reap it is not)."""
     try:
@@ -58,6 +70,7 @@ def test_raises(tmp_path, target):
     report = run(tmp_path, path)
     assert report.summary["verdict"] == "raised"
     assert report.exit_code == EXIT_CODES["raised"] == 3
+    assert_case("dry-run-raised", report.exit_code, report.summary, report.table)
     assert "boom from the test submission" in report.summary["problems"][0]["message"]
     assert "boom from the test submission" in (tmp_path / "dry" / "submission.log").read_text()
     assert report.summary["after"] is None and not (tmp_path / "dry" / "evaluation_results.jsonl").exists()
@@ -83,6 +96,7 @@ def unlearn(model_in, model_out, forget, retain):
     report = run(tmp_path, path, time_limit=4, kill_grace_s=1)
     assert time.monotonic() - began < 60
     assert report.summary["verdict"] == "timeout" and report.exit_code == EXIT_CODES["timeout"] == 4
+    assert_case("dry-run-timeout", report.exit_code, report.summary, report.table)
     assert report.summary["time"]["timed_out"] and report.summary["time"]["limit_s"] == 4
     assert 4 <= report.summary["time"]["used_s"] < 4 + 1 + 10
     leader, child = map(int, pids.read_text().split())
@@ -105,6 +119,7 @@ def unlearn(model_in, model_out, forget, retain):
 """)
     report = run(tmp_path, path, time_limit=5, kill_grace_s=1)
     assert report.summary["verdict"] == "timeout" and report.exit_code == 4
+    assert_case("dry-run-timeout-checkpoint-left", report.exit_code, report.summary, report.table)
     assert report.summary["after"] is not None
     assert report.summary["after"]["results"] == report.summary["before"]["results"]
     assert (tmp_path / "dry" / "evaluation_results.jsonl").is_file()
@@ -118,6 +133,7 @@ def test_writes_nothing(tmp_path, target):
     summary = json.loads((tmp_path / "dry" / "summary.json").read_text())
     assert summary["verdict"] == "no-checkpoint"
     assert "empty" in summary["problems"][0]["message"]
+    assert_case("dry-run-no-checkpoint", result.exit_code, summary, result.stdout)
     assert summary["input_model_unchanged"]
 
 
@@ -133,6 +149,8 @@ def unlearn(model_in, model_out, forget, retain):
 """)
     report = run(tmp_path, path)
     assert report.summary["verdict"] == "unloadable" and report.exit_code == EXIT_CODES["unloadable"] == 6
+    assert_case("dry-run-unloadable", report.exit_code, report.summary, report.table,
+                {"model_out": tmp_path / "dry" / "model_out"})
     assert "cannot load the model" in report.summary["problems"][0]["message"]
     assert report.summary["after"] is None
 
@@ -146,6 +164,7 @@ def unlearn(model_in, model_out, forget, retain):
 """)
     report = run(tmp_path, path)
     assert report.summary["verdict"] == "unloadable" and report.exit_code == 6
+    assert_case("dry-run-checkpoint-in-subfolder", report.exit_code, report.summary, report.table)
     assert "checkpoint-10/" in report.summary["problems"][0]["message"]
 
 
@@ -164,6 +183,45 @@ def unlearn(model_in, model_out, forget, retain):
     assert "input-modified" in [p["verdict"] for p in report.summary["problems"]]
     # The submission was handed a copy: the cached target itself is untouched.
     assert not (target / "config.json").read_text().endswith(" ")
+
+
+def test_changing_the_input_model_fails_the_run(tmp_path, target):
+    """A submission that leaves a good checkpoint but edits the model it was given: exit 7, scored all the same."""
+    path = write_submission(tmp_path, """
+import shutil
+from pathlib import Path
+def unlearn(model_in, model_out, forget, retain):
+    shutil.copytree(model_in, model_out, dirs_exist_ok=True)
+    with open(Path(model_in) / "config.json", "a") as handle:
+        handle.write(" ")
+""")
+    report = run(tmp_path, path)
+    assert report.summary["verdict"] == "input-modified"
+    assert_case("dry-run-input-modified", report.exit_code, report.summary, report.table)
+    assert report.summary["after"] is not None and report.summary["checkpoint"]["loadable"]
+    assert not (target / "config.json").read_text().endswith(" ")
+
+
+def test_destroying_the_model_fails_the_mmlu_gates(tmp_path, target):
+    """Every weight zeroed: every MMLU answer is a tie (the first choice wins, a quarter of the stub's answers),
+    below the absolute gate and 75% of the before MMLU: exit 8, with the scores."""
+    path = write_submission(tmp_path, """
+import shutil
+from pathlib import Path
+from safetensors.torch import load_file, save_file
+def unlearn(model_in, model_out, forget, retain):
+    shutil.copytree(model_in, model_out, dirs_exist_ok=True)
+    for weights in Path(model_out).glob("*.safetensors"):
+        tensors = {name: tensor.zero_() for name, tensor in load_file(weights).items()}
+        save_file(tensors, weights, metadata={"format": "pt"})
+""")
+    report = run(tmp_path, path)
+    summary = report.summary
+    assert summary["verdict"] == "gate-failed", summary["problems"]
+    assert_case("dry-run-gate-failed", report.exit_code, summary, report.table)
+    assert summary["after"]["mmlu"] < 0.371 and summary["gates"]["passed"] is False
+    assert [g["passed"] for g in summary["gates"]["gates"]] == [False, False]
+    assert "FAIL" in report.table
 
 
 def test_identity_submission_is_ok(tmp_path, target):

@@ -1,5 +1,5 @@
 """Faults and bad input, each checked against its entry in tests/fault_cases.py (exit code, the one line it
-prints, what is left on disk); docs/faults.md is generated from the same entries.
+prints, what is left on disk); README.md's "What happens when..." table is generated from the same entries.
 
 Cases with a ``setup`` run through the real command line here (``test_command_line_case``); the others
 (a damaged checkpoint, a tokenizer without pad or eos token, a full disk, SIGTERM) have a test below that
@@ -62,6 +62,7 @@ def test_command_line_case(case, tmp_path):
         needs_golden()
     argv, paths = case.setup(tmp_path)
     if case.program == "unlearn-eval":
+        assert argv[0] == case.subcommand, f"{case.name}: runs {argv[0]}, the table says {case.subcommand}"
         command = main
     else:
         from submission.cli import command
@@ -86,9 +87,29 @@ def test_every_case_is_checked_by_an_existing_test():
 
 
 def test_faults_table_is_up_to_date():
-    from make_faults_table import TABLE, render
+    """README.md's block between the faults markers is exactly what the generator makes from the registry."""
+    from make_faults_table import README, main as make_table, readme_block, render
 
-    assert TABLE.read_text(encoding="utf-8") == render(), "docs/faults.md is stale: python tests/make_faults_table.py"
+    assert readme_block() == render(), (f"{README}: the 'What happens when...' table is stale: "
+                                        "python tests/make_faults_table.py")
+    assert make_table(["--check"]) == 0
+
+
+def test_faults_table_lives_in_the_readme_section():
+    """One table, in README's 'What happens when...' section (no second copy under docs/)."""
+    from make_faults_table import BEGIN, END, README, split_readme
+
+    text = README.read_text(encoding="utf-8")
+    head, block, tail = split_readme(text)
+    section = head.rsplit("\n## ", 1)[-1]
+    assert section.startswith("What happens when..."), "the faults markers sit outside 'What happens when...'"
+    assert "\n## " not in block and block.count("\n| ") == len(CASES) + 1  # header row + one row per case
+    assert not (PROJECT / "docs" / "faults.md").exists()
+    assert "docs/faults.md" not in text
+    with pytest.raises(ValueError):
+        split_readme(text.replace(END, ""))
+    with pytest.raises(ValueError):
+        split_readme(text + BEGIN)
 
 
 # --- a model on disk: a damaged checkpoint, tokenizers without pad or eos ---------------------------------
