@@ -367,8 +367,11 @@ def compare(a_dir, b_dir, n_bootstrap, seed, show_all, as_json):
 @click.option("--no-cache", is_flag=True, help="Score the target again instead of reusing cached before scores.")
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json instead of the table.")
 @click.option("--progress", is_flag=True, help="Progress bars while building and scoring.")
+@click.option("--report", "make_report", is_flag=True,
+              help="Also write the HTML/Markdown report of the after scores, with the before scores as the baseline "
+                   "and 1000 bootstrap resamples (seed 0), into --out/report/ (report.html, report.md).")
 def dry_run_command(submission, data, split, time_limit, out, mode, threads, submission_kwargs, no_cache, as_json,
-                    progress):
+                    progress, make_report):
     """Run a submission as the organizers did (separate process, hard time limit, four positional arguments)
     on the stub target, score before and after, apply both MMLU gates, place the score on the leaderboards.
 
@@ -388,11 +391,11 @@ def dry_run_command(submission, data, split, time_limit, out, mode, threads, sub
             raise InputError("--submission-kwargs: not a JSON object")
     settings = DryRunSettings(submission=submission, data=data, split=split, out=out, time_limit_s=time_limit,
                               mode=mode, threads=threads, submission_kwargs=kwargs, use_cache=not no_cache,
-                              show_progress=progress)
+                              show_progress=progress, report=make_report)
     report = dry_run(settings, log=lambda line: click.echo(line, err=True))
     click.echo(json.dumps(report.summary, indent=2) if as_json else report.table)
-    click.echo(f"wrote {out}/summary.json" + (", evaluation_results.jsonl" if report.summary["after"] else ""),
-               err=True)
+    click.echo(f"wrote {out}/summary.json" + (", evaluation_results.jsonl" if report.summary["after"] else "")
+               + (f", {report.summary['report']['html']}" if report.summary.get("report") else ""), err=True)
     sys.exit(report.exit_code)
 
 

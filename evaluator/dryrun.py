@@ -15,7 +15,9 @@
    hour the organizers evaluated whatever single checkpoint was in the output folder -- apply both MMLU
    gates (absolute 0.371, relative 75% of the before MMLU) and place the final score on the published
    leaderboards (``resources/leaderboard.json``).
-7. Write ``summary.json`` and the after ``evaluation_results.jsonl`` atomically, print a table, and exit
+7. With ``--report``: the HTML and Markdown report (``evaluator.report``) of the after scores, with the before
+   scores as its baseline and seeded bootstrap intervals, into ``--out/report/``.
+8. Write ``summary.json`` and the after ``evaluation_results.jsonl`` atomically, print a table, and exit
    with the verdict's code (``EXIT_CODES``).
 
 The time limit is the organizers' hour scaled to the stub (``scaled_time_limit``); ``--time-limit`` sets it.
@@ -143,6 +145,9 @@ class DryRunSettings:
     submission_kwargs: dict = field(default_factory=dict)
     use_cache: bool = True  # reuse the before scores of the same target, data and scoring settings
     show_progress: bool = False
+    report: bool = False  # write the report of the after scores (baseline: before) into out/report/
+    report_bootstrap: int = 1000  # bootstrap resamples of the report's intervals (0: none)
+    report_seed: int = 0
 
 
 @dataclass
@@ -154,6 +159,7 @@ class DryRunReport:
 
 SUMMARY_FILE = "summary.json"
 LOG_FILE = "submission.log"
+REPORT_DIR = "report"  # --report: report.html, report.md (+ its PNGs) and bootstrap.json
 MARKER_FILE = ".lume-dry-run"  # marks --out as a dry-run folder, which a later dry-run may clear
 
 
@@ -509,6 +515,23 @@ def _result_figures(result) -> dict | None:
             "results": result.to_dict()}
 
 
+def write_dry_run_report(out: Path, scored: bool, settings: DryRunSettings, log: Callable[[str], None]) -> dict | None:
+    """``--report``: the report of ``out/after`` with ``out/before`` (the target's scores, a copy under --out
+    even when they came from the cache) as the baseline, into ``out/report/``. What summary.json records
+    under "report": the files, or None when no checkpoint was scored (nothing to report on)."""
+    from .report import write_report
+
+    if not scored:
+        log("dry-run: no report: no checkpoint was scored after the run")
+        return None
+    files = write_report(out / "after", out / REPORT_DIR, baseline_dir=out / "before",
+                         bootstrap=settings.report_bootstrap, seed=settings.report_seed)
+    return {"html": str(files.html), "markdown": str(files.markdown),
+            "bootstrap_json": str(files.bootstrap_json) if files.bootstrap_json is not None else None,
+            "result": str(out / "after"), "baseline": str(out / "before"),
+            "bootstrap": settings.report_bootstrap, "seed": settings.report_seed}
+
+
 # ---------------------------------------------------------------------------------------------------
 # The whole dry-run
 
@@ -527,6 +550,8 @@ def dry_run(settings: DryRunSettings, log: Callable[[str], None] = print) -> Dry
         raise InputError(f"unknown scoring mode {settings.mode!r} (official or fast)")
     if settings.time_limit_s is not None and not settings.time_limit_s > 0:
         raise InputError(f"--time-limit must be positive, not {settings.time_limit_s}")
+    if settings.report and settings.report_bootstrap < 0:
+        raise InputError(f"--bootstrap must be 0 or more, not {settings.report_bootstrap}")
     kind, target = resolve_submission(settings.submission)
     data = Path(settings.data)
     for needed in (data / "mia_data" / "member.jsonl", data / "mmlu"):
@@ -607,6 +632,11 @@ def dry_run(settings: DryRunSettings, log: Callable[[str], None] = print) -> Dry
             problems.append((VERDICT_GATE_FAILED, f"MMLU {after.mmlu_average:.4f} fails the {' and '.join(failed)} gate"))
         verdict = min((p[0] for p in problems), key=VERDICT_PRIORITY.index, default=VERDICT_OK)
         exit_code = EXIT_CODES[verdict]
+        report = None
+        if settings.report:
+            began = time.monotonic()
+            report = write_dry_run_report(out, after is not None, settings, log)
+            seconds["report"] = round(time.monotonic() - began, 1)
         seconds["total"] = round(time.monotonic() - started, 1)
 
         summary = {
@@ -637,6 +667,7 @@ def dry_run(settings: DryRunSettings, log: Callable[[str], None] = print) -> Dry
             "gates": gates,
             "placement": placement(after.final if after else None, after.mmlu_average if after else None),
             "target": {"path": str(build.path), "reused": build.reused},
+            "report": report,
             "seconds": seconds,
         }
         if after is not None:
@@ -704,4 +735,8 @@ def format_summary(summary: dict) -> str:
         lines.append(f"  - {problem['verdict']}: {problem['message']}")
     if summary["input_model_unchanged"]:
         lines.append("  input model folder unchanged (sha256 of every file)")
+    report = summary.get("report")
+    if report:
+        lines += ["", f"report: {report['html']} (after, with before as the baseline; "
+                      f"{report['bootstrap']} bootstrap resamples, seed {report['seed']}; Markdown: {report['markdown']})"]
     return "\n".join(lines)

@@ -67,7 +67,7 @@ def alive(pid: int) -> bool:
 def test_raises(tmp_path, target):
     path = write_submission(tmp_path, "def unlearn(model_in, model_out, forget, retain):\n"
                                       "    raise ValueError('boom from the test submission')\n")
-    report = run(tmp_path, path)
+    report = run(tmp_path, path, report=True)
     assert report.summary["verdict"] == "raised"
     assert report.exit_code == EXIT_CODES["raised"] == 3
     assert_case("dry-run-raised", report.exit_code, report.summary, report.table)
@@ -76,6 +76,7 @@ def test_raises(tmp_path, target):
     assert report.summary["after"] is None and not (tmp_path / "dry" / "evaluation_results.jsonl").exists()
     assert json.loads((tmp_path / "dry" / "summary.json").read_text())["verdict"] == "raised"
     assert "raised" in report.table and "exit 3" in report.table
+    assert report.summary["report"] is None and not (tmp_path / "dry" / "report").exists()  # nothing scored after
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
@@ -233,7 +234,7 @@ def unlearn(model_in, model_out, forget, retain):
     assert sorted(os.listdir(retain)) == ["retain.jsonl", "retain.parquet"], os.listdir(retain)
     shutil.copytree(model_in, model_out, dirs_exist_ok=True)
 """)
-    report = run(tmp_path, path)
+    report = run(tmp_path, path, report=True)
     summary = report.summary
     assert summary["verdict"] == "ok" and report.exit_code == 0, summary["problems"]
     assert summary["after"]["results"] == summary["before"]["results"]
@@ -245,9 +246,22 @@ def unlearn(model_in, model_out, forget, retain):
     assert summary["placement"]["1b"]["rank"] is not None
     for line in ("before", "after", "final", "MMLU gate absolute", "MMLU gate relative", "7B:", "1B:", "verdict: ok"):
         assert line in report.table
+    # --report: the after scores with the before ones as the baseline, in out/report/, named in summary and table.
+    html = out / "report" / "report.html"
+    assert summary["report"]["html"] == str(html) and summary["report"]["baseline"] == str(out / "before")
+    assert summary["report"]["bootstrap"] == 1000 and summary["report"]["seed"] == 0
+    assert json.loads((out / "summary.json").read_text())["report"] == summary["report"]
+    assert f"report: {html}" in report.table
+    text = html.read_text(encoding="utf-8")
+    for anchor in ("summary", "tasks", "terms", "mia", "mmlu", "forget-items", "retain-items", "leaderboard"):
+        assert f'<section id="{anchor}">' in text, anchor
+    assert "<th>before</th>" in text and "bootstrap 1000 resamples, seed 0" in text
+    assert (out / "report" / "report.md").is_file()
+    assert json.loads((out / "report" / "bootstrap.json").read_text())["result"]["resamples"] == 1000
     # A second dry-run into the same folder clears it first and reuses the cached before scores.
     again = run(tmp_path, path)
     assert again.summary["scoring"]["before_cached"] and again.summary["before"] == summary["before"]
+    assert again.summary["report"] is None and not (out / "report").exists()  # no --report: none, and cleared
 
 
 def test_bad_input(tmp_path, target):
@@ -266,6 +280,7 @@ def test_bad_input(tmp_path, target):
     result = runner.invoke(main, ["dry-run", "--submission", str(path), "--submission-kwargs", "[1]",
                                   "--out", str(tmp_path / "d")])
     assert result.exit_code == 2 and "not a JSON object" in result.output
+    assert "--report" in runner.invoke(main, ["dry-run", "--help"]).output
 
 
 def test_time_limit_scale():
