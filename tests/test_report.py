@@ -187,8 +187,9 @@ def test_cli_report_compare_and_evaluate_flags(tmp_path):
 
 def screenshot(html: Path, png: Path, tmp: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp}",
+        [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
+         f"--user-data-dir={tmp}",  # a fresh profile per test
          f"--screenshot={png}", "--window-size=1280,2000", "--enable-logging=stderr", "--v=0",
          html.resolve().as_uri()], capture_output=True, text=True, timeout=120)
 
