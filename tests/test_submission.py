@@ -262,3 +262,16 @@ def test_unknown_option_is_an_input_error(tmp_path):
         unlearn(tmp_path, tmp_path / "out", tmp_path, tmp_path, learnig_rate=1.0)
     with pytest.raises(SubmissionInputError, match="unknown method"):
         unlearn(tmp_path, tmp_path / "out", tmp_path, tmp_path, method="magic")
+
+
+def test_time_budget_defaults_to_the_dry_runs_limit(monkeypatch):
+    """`unlearn-eval dry-run` exports its hard limit; without it the budget is the organizers' hour, and an
+    explicit option wins over both."""
+    monkeypatch.delenv(train_module.TIME_LIMIT_VARIABLE, raising=False)
+    assert train_module.resolve_options({}).time_budget_s == 3600.0
+    monkeypatch.setenv(train_module.TIME_LIMIT_VARIABLE, "85.4")
+    assert train_module.resolve_options({}).time_budget_s == 85.4
+    assert train_module.resolve_options({"time_budget_s": 30.0}).time_budget_s == 30.0
+    monkeypatch.setenv(train_module.TIME_LIMIT_VARIABLE, "an hour")
+    with pytest.raises(SubmissionInputError, match="LUME_TIME_LIMIT_S"):
+        train_module.resolve_options({})
