@@ -545,7 +545,7 @@ def _terms_section(data: FolderData) -> Section:
     section.blocks.append(Image("terms", plot_terms(data, labels, drag_index), "the 12 terms"))
     rows = [[d["index"], labels[d["index"] - 1], _f(d["value"]), _ci(data, f"term/{d['index']}"), _f(d["if_one"]),
              "<b>drags</b>" if d["index"] - 1 == drag_index else ""] for d in drag]
-    section.blocks.append(Table(["#", "term", "value", "95% CI", "aggregate if this term were 1", ""], rows,
+    section.blocks.append(Table(["#", "term", "value", "95% CI", "aggregate if this term were 1", "note"], rows,
                                 raw_columns=(5,)))
     return section
 

@@ -135,3 +135,14 @@ def test_committed_thresholds_file():
         from evaluator.check import validate_thresholds
 
         validate_thresholds({"min_mia": True}, "test")  # a boolean is not a threshold
+
+
+def test_readme_shows_the_committed_ci_thresholds():
+    """README quotes ci/thresholds.toml; the quote must not drift from the file CI uses."""
+    import re
+    import tomllib
+
+    readme = (PROJECT / "README.md").read_text()
+    block = re.search(r"`ci/thresholds\.toml`.*?```toml\n(.*?)```", readme, re.S)
+    assert block, "README.md: no ```toml block after the mention of ci/thresholds.toml"
+    assert tomllib.loads(block.group(1)) == tomllib.loads((PROJECT / "ci" / "thresholds.toml").read_text())
