@@ -136,8 +136,8 @@ def evaluate(checkpoint, data, out, split, mia, mmlu_metrics, mode, dtype, batch
              make_report, no_resume, mia_extra):
     """Generate, score and write the official files into --out (and --out/gate.json).
 
-    Killed or stopped, the same command resumes from the finished rows kept in --out/.partial/ (one process;
-    the files equal an uninterrupted run's). Exit codes: 0 ok, 1 disk full or another I/O fault, 2 bad input,
+    Killed or stopped, the same command resumes from the finished rows kept in --out/.partial/ (also under
+    accelerate launch, with any number of processes in official mode; the files equal an uninterrupted run's). Exit codes: 0 ok, 1 disk full or another I/O fault, 2 bad input,
     143 SIGTERM, 130 Ctrl-C (README: "What happens when...")."""
     from . import mmlu
     from .engine import check_checkpoint
@@ -148,8 +148,7 @@ def evaluate(checkpoint, data, out, split, mia, mmlu_metrics, mode, dtype, batch
                                   recheck_margin=recheck_margin, resume=not no_resume)
     import signal
 
-    _journal_kept["evaluate"] = not no_resume and int(os.environ.get("WORLD_SIZE", "1")) <= 1  # no journal under
-    # accelerate launch (evaluator/journal.py)
+    _journal_kept["evaluate"] = not no_resume  # every process journals its rows (evaluator/journal.py)
     previous = signal.signal(signal.SIGTERM, _terminated)  # a clean line and exit 143; the journal keeps rows
     click.get_current_context().call_on_close(lambda: signal.signal(signal.SIGTERM, previous))
     if mmlu_data is not None and mmlu_metrics is not None:

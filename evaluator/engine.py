@@ -26,7 +26,8 @@ from tqdm.auto import tqdm
 
 from .errors import InputError
 
-# Called with (index in the rows given, result) as each row is finished (official mode, one process).
+# Called with (index in the rows given, result) as each row is finished (official mode). ``run_sharded`` maps
+# a shard's indices back to those of all the rows.
 RowCallback = Callable[[int, object], None]
 DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch.float16}
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
@@ -115,16 +116,20 @@ def distributed_state():
     return state
 
 
-def run_sharded(items: Sequence, work: Callable[[list], list], state=None) -> list | None:
-    """Run ``work`` on this process's contiguous shard of ``items`` and gather every result on the main
-    process, in the order of ``items``. Returns None on the other processes."""
+def run_sharded(items: Sequence, work: Callable[[list, RowCallback | None], list], state=None,
+                on_row: RowCallback | None = None) -> list | None:
+    """Run ``work(shard, shard_on_row)`` on this process's contiguous shard of ``items`` and gather every
+    result on the main process, in the order of ``items``. Returns None on the other processes. ``on_row``
+    (index in ``items``, result) is called on the process that finished the row (``work`` calls
+    ``shard_on_row`` with the index in its shard)."""
     if state is None or state.num_processes == 1:
-        return work(list(items))
+        return work(list(items), on_row)
     from accelerate.utils import gather_object
 
     indices = list(range(len(items)))
     with state.split_between_processes(indices, apply_padding=False) as mine:
-        results = list(zip(mine, work([items[i] for i in mine])))
+        shard_on_row = None if on_row is None else (lambda j, result: on_row(mine[j], result))
+        results = list(zip(mine, work([items[i] for i in mine], shard_on_row)))
     gathered = gather_object(results)
     if not state.is_main_process:
         return None
@@ -342,14 +347,14 @@ class Engine:
         return name if (self.show_progress and main) else ""
 
     def supports_row_callback(self) -> bool:
-        """Official mode on one process: rows are computed one by one, independently (resume per row)."""
-        return not MODES[self.mode].batched and (self.state is None or self.state.num_processes == 1)
+        """Official mode: rows are computed one by one, independently (resume per row), on every process."""
+        return not MODES[self.mode].batched
 
     def _callback(self, on_row: RowCallback | None) -> dict:
         if on_row is None:
             return {}
         if not self.supports_row_callback():
-            raise ValueError("on_row needs official mode on one process")
+            raise ValueError("on_row needs official mode")
         return {"on_row": on_row}
 
     def generations(self, rows: list[tuple[str, str]], name: str = "",
@@ -358,13 +363,15 @@ class Engine:
         ``on_row`` (see :meth:`supports_row_callback`) is called as each row is finished."""
         mode = MODES[self.mode]
         extra = {"recheck_margin": self.recheck_margin} if mode.batched else {}
-        extra.update(self._callback(on_row))
-        return run_sharded(rows, lambda shard: mode.generate_and_loss(
-            self.lm, shard, self.max_new_tokens, progress=self._label(name), **self._kwargs(), **extra), self.state)
+        self._callback(on_row)  # refuses a callback the mode cannot honour
+        return run_sharded(rows, lambda shard, shard_on_row: mode.generate_and_loss(
+            self.lm, shard, self.max_new_tokens, progress=self._label(name), **self._kwargs(), **extra,
+            **self._callback(shard_on_row)), self.state, on_row)
 
     def document_losses(self, documents: list[str], name: str = "",
                         on_row: RowCallback | None = None) -> list[float] | None:
         mode = MODES[self.mode]
-        extra = self._callback(on_row)
-        return run_sharded(documents, lambda shard: mode.document_loss(
-            self.lm, shard, progress=self._label(name), **self._kwargs(), **extra), self.state)
+        self._callback(on_row)
+        return run_sharded(documents, lambda shard, shard_on_row: mode.document_loss(
+            self.lm, shard, progress=self._label(name), **self._kwargs(), **self._callback(shard_on_row)),
+            self.state, on_row)

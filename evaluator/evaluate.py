@@ -124,11 +124,11 @@ def evaluate(checkpoint: str | Path, data: str | Path, out: str | Path, split: s
     ``mmlu_runner`` (e.g. ``evaluator.mmlu.InlineMMLU``) runs MMLU on the main process with the model
     loaded here and returns ``average_acc``, instead of ``mmlu_metrics``/``mmlu_average``.
 
-    Resume (``settings.resume``, on by default; one process only): finished rows go to a journal under
+    Resume (``settings.resume``, on by default, also under ``accelerate launch``): finished rows go to a journal under
     ``out/.partial/<key>/`` as they finish; a run started again with the same checkpoint, rows and settings
     skips them, and the journal is deleted once every final file is written. Official mode journals every
     row, fast mode every finished split or MIA set; either way the files equal an uninterrupted run's
-    (evaluator/journal.py says what the key covers). Under ``accelerate launch`` there is no journal.
+    (evaluator/journal.py says what the key covers, and how several processes share the journal).
     """
     if mmlu_runner is not None and (mmlu_metrics is not None or mmlu_average is not None):
         raise InputError("give MMLU either as metrics (--mmlu-metrics) or as data to run (--mmlu-data), not both")
@@ -146,10 +146,16 @@ def evaluate(checkpoint: str | Path, data: str | Path, out: str | Path, split: s
     engine = Engine(lm, settings.mode, settings.max_new_tokens, settings.batch_size, settings.show_progress, state,
                     recheck_margin=settings.recheck_margin)
     journal = None
-    if settings.resume and state.num_processes == 1:
+    if settings.resume:
         from .journal import Journal, run_description
 
-        journal = Journal(out, run_description(checkpoint, sets, documents, settings.result_settings())).open()
+        keyed = settings.result_settings()
+        if MODES[settings.mode].batched:  # batches, hence results, depend on how rows are sharded
+            keyed["processes"] = state.num_processes
+        journal = Journal(out, run_description(checkpoint, sets, documents, keyed), rank=state.process_index)
+        if state.is_main_process:
+            journal.open()
+        state.wait_for_everyone()  # the folder exists before any process appends to it
 
     tables = {}
     for name in SPLITS:
@@ -172,6 +178,8 @@ def evaluate(checkpoint: str | Path, data: str | Path, out: str | Path, split: s
             if losses is not None:
                 mia_tables[name] = pd.DataFrame({"id": documents[name]["id"], "nll": losses})
     if not state.is_main_process:
+        if journal is not None:
+            journal.close()  # the main process removes the journal once the final files are written
         return None
 
     out.mkdir(parents=True, exist_ok=True)
@@ -201,15 +209,19 @@ def _resumable(journal, engine: Engine, stream: str, items: list, compute, field
     unpack = (lambda values: values) if len(fields) > 1 else (lambda values: values[0])
     pack = (lambda result: result) if len(fields) > 1 else (lambda result: (result,))
     done = {i: unpack(values) for i, values in journal.done(stream, len(items), fields).items()}
+    if engine.state is not None and engine.state.num_processes > 1:
+        engine.state.wait_for_everyone()  # every process has read the same rows before any appends more
     if engine.supports_row_callback():
         todo = [i for i in range(len(items)) if i not in done]
         if todo:
             fresh = compute([items[i] for i in todo],
                             lambda j, result: journal.append(stream, todo[j], pack(result), fields))
+            if fresh is None:  # a process other than the main one: its rows are journaled and gathered
+                return None
             done.update(zip(todo, fresh))
     elif len(done) < len(items):
-        results = compute(items, None)
-        for i, result in enumerate(results):
+        results = compute(items, None)  # None on the processes other than the main one
+        for i, result in enumerate(results or []):
             journal.append(stream, i, pack(result), fields)
         return results
     return [done[i] for i in range(len(items))]

@@ -23,8 +23,14 @@ What holds: in official mode rows are computed one at a time and independently, 
 byte-identical files to an uninterrupted one. In fast mode a row's result depends on its batch, so the
 journal keeps whole streams only (a split or MIA set is journaled once all its batches are done, and
 recomputed from scratch otherwise, with the batches of an uninterrupted run): resumed == uninterrupted
-there too, at a coarser grain. Under ``accelerate launch`` (several processes) there is no journal: the run
-starts over (see ``evaluator.evaluate.evaluate``).
+there too, at a coarser grain.
+
+Several processes (``accelerate launch``): in official mode every process appends the rows it finishes to
+a file of its own (``<stream>.jsonl`` for the main process, ``<stream>.rank<k>.jsonl`` for process k), and a
+restarted run reads every process's file, so it may resume with another number of processes: rows are
+independent, whoever computed them. A process cuts a torn tail off its own files only; the others' are read
+up to their first bad line, which is where their owner cuts them. In fast mode the main process journals
+whole streams, and the number of processes is part of the key (it changes the batches).
 """
 
 from __future__ import annotations
@@ -91,11 +97,12 @@ def run_key(description: dict) -> str:
 class Journal:
     """Finished rows of one run (one key) under ``<out>/.partial/<key>/``."""
 
-    def __init__(self, out: str | Path, description: dict):
+    def __init__(self, out: str | Path, description: dict, rank: int = 0):
         self.root = Path(out) / JOURNAL_DIR
         self.key = run_key(description)
         self.folder = self.root / self.key
         self.description = description
+        self.rank = rank  # the process writing through this object (accelerate's process index)
         self._handles: dict[str, object] = {}
 
     def open(self) -> "Journal":
@@ -105,26 +112,32 @@ class Journal:
             meta.write_text(json.dumps(self.description, indent=1) + "\n", encoding="utf-8")
         return self
 
-    def _path(self, stream: str) -> Path:
-        return self.folder / f"{stream}.jsonl"
+    def _path(self, stream: str, rank: int | None = None) -> Path:
+        rank = self.rank if rank is None else rank
+        return self.folder / (f"{stream}.jsonl" if rank == 0 else f"{stream}.rank{rank}.jsonl")
+
+    def _stream_files(self, stream: str) -> list[Path]:
+        """Every process's file of ``stream``, from this run or an earlier one with more processes."""
+        files = [self._path(stream, 0)] + sorted(self.folder.glob(f"{stream}.rank*.jsonl"))
+        return [path for path in files if path.exists()]
 
     def done(self, stream: str, count: int, fields: tuple[str, ...]) -> dict[int, tuple]:
-        """Rows already finished: index -> tuple of ``fields``. Cuts a torn or malformed tail off the file."""
-        path = self._path(stream)
-        if not path.exists():
-            return {}
-        data = path.read_bytes()
+        """Rows already finished (by any process): index -> tuple of ``fields``. Cuts a torn or malformed
+        tail off this process's own file; another's is read up to its first bad line."""
+        own = self._path(stream)
         found: dict[int, tuple] = {}
-        good = 0
-        for line in data.splitlines(keepends=True):
-            record = _parse(line, count, fields)
-            if record is None:
-                break
-            found[record[0]] = record[1]
-            good += len(line)
-        if good < len(data):
-            with open(path, "r+b") as fh:
-                fh.truncate(good)
+        for path in self._stream_files(stream):
+            data = path.read_bytes()
+            good = 0
+            for line in data.splitlines(keepends=True):
+                record = _parse(line, count, fields)
+                if record is None:
+                    break
+                found[record[0]] = record[1]
+                good += len(line)
+            if good < len(data) and path == own:
+                with open(path, "r+b") as fh:
+                    fh.truncate(good)
         return found
 
     def append(self, stream: str, index: int, values: Iterable, fields: tuple[str, ...]) -> None:

@@ -385,6 +385,12 @@ CASES: list[FaultCase] = [
               "uninterrupted run",
               test="tests/test_resume.py::test_sigkill_at_three_random_points_then_resume_is_byte_identical",
               needs_shared=True),
+    FaultCase("sigkill-resume-distributed", "an evaluation under `accelerate launch` (two processes) is killed",
+              "unlearn-eval", 0, "",
+              "every process's finished rows are kept; the same command with one or two processes resumes from them "
+              "and writes files byte-identical to an uninterrupted run",
+              test="tests/test_resume.py::test_two_processes_killed_then_resumed_is_byte_identical",
+              needs_shared=True),
     FaultCase("torn-journal-line", "a kill tore the last journal line", "unlearn-eval", 0, "",
               "the torn line is dropped (that row is computed again)",
               test="tests/test_resume.py::test_journal_drops_a_torn_last_line_and_keeps_appending"),

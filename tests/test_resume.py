@@ -42,7 +42,9 @@ def journal_rows(out: Path) -> int:
 def run_until_rows(command: list[str], out: Path, rows: int, jitter_s: float, timeout_s: float = 240) -> int:
     """Start ``command``, SIGKILL it once its journal holds ``rows`` rows (plus ``jitter_s`` seconds, so the
     kill also lands mid-row or mid-write); return the journal's row count after the kill."""
-    process = subprocess.Popen(command, env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # Its own session: the kill reaches every process of an `accelerate launch` (launcher and workers).
+    process = subprocess.Popen(command, env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               start_new_session=True)
     deadline = time.monotonic() + timeout_s
     try:
         while journal_rows(out) < rows:
@@ -53,8 +55,10 @@ def run_until_rows(command: list[str], out: Path, rows: int, jitter_s: float, ti
             time.sleep(0.05)
         time.sleep(jitter_s)
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGKILL)
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         process.wait()
         process.stderr.close()
     return journal_rows(out)
@@ -95,6 +99,60 @@ def test_sigkill_at_three_random_points_then_resume_is_byte_identical(golden, tm
     for name in FINAL_FILES:
         assert (out / name).read_bytes() == (reference / name).read_bytes(), f"{name} differs after resuming"
     assert not (out / JOURNAL_DIR).exists(), "the journal is deleted once the final files are written"
+
+
+ACCELERATE_LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_machines", "1",
+                     "--mixed_precision", "no", "--dynamo_backend", "no"]  # two CPU processes over gloo, no GPU
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("resume_processes", [1, 2])
+def test_two_processes_killed_then_resumed_is_byte_identical(golden, tmp_path, resume_processes):
+    """`accelerate launch` with two processes, SIGKILLed (launcher and workers) once both have journaled rows,
+    then finished by the same command with one or two processes: the files of an uninterrupted run."""
+    out = tmp_path / "out"
+
+    def command(processes: int) -> list[str]:
+        if processes == 1:
+            return evaluate_command(golden, out)
+        arguments = evaluate_command(golden, out)[1:]  # without the interpreter: `-m evaluator.cli ...`
+        return ACCELERATE_LAUNCH + ["--num_processes", str(processes), *arguments]
+
+    kept = run_until_rows(command(2), out, 30, random.Random(SEED).uniform(0, 0.3))
+    own_files = sorted(p.name for p in out.glob(f"{JOURNAL_DIR}/*/*.jsonl"))
+    assert any(".rank1." in name for name in own_files) and "forget.jsonl" in own_files, own_files
+    assert kept >= 30 and not any((out / name).exists() for name in FINAL_FILES)
+    finished = subprocess.run(command(resume_processes), env=child_env(), capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    reference = golden_reference(golden, tmp_path)
+    for name in FINAL_FILES:
+        assert (out / name).read_bytes() == (reference / name).read_bytes(), f"{name} differs after resuming"
+    assert not (out / JOURNAL_DIR).exists(), "the journal is deleted once the final files are written"
+
+
+def test_rows_journaled_by_another_process_are_reused(golden, tmp_path):
+    """A restarted run reads every process's journal file: a row that process 1 of an earlier two-process run
+    journaled (here: planted, with a text no model would write) is taken as is, not computed again."""
+    from evaluator.data import load_sets
+    from evaluator.evaluate import EvaluationSettings, evaluate
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("forget", "retain"):
+        lines = (golden / "data" / f"{name}.jsonl").read_text().splitlines()[:3]
+        (data / f"{name}.jsonl").write_text("\n".join(lines) + "\n")
+    settings = EvaluationSettings(mode="official", max_new_tokens=8, show_progress=False)
+    out = tmp_path / "out"
+    planted = Journal(out, run_description(golden / "target", load_sets(data, None), None, settings.result_settings()),
+                      rank=1).open()
+    planted.append("forget", 1, ("from process 1", 0.25), ("text", "nll"))
+    planted.close()
+    assert (planted.folder / "forget.rank1.jsonl").exists()
+    evaluate(golden / "target", data, out, settings=settings)
+    forget = pd.read_csv(out / "forget_0.csv")
+    assert forget.loc[1, "model_output"] == "from process 1" and forget.loc[1, "nll"] == 0.25
+    assert forget.loc[0, "model_output"] != "from process 1"
+    assert not (out / JOURNAL_DIR).exists()
 
 
 # --- the journal itself (no model) ------------------------------------------------------------------
