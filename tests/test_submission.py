@@ -275,3 +275,16 @@ def test_time_budget_defaults_to_the_dry_runs_limit(monkeypatch):
     monkeypatch.setenv(train_module.TIME_LIMIT_VARIABLE, "an hour")
     with pytest.raises(SubmissionInputError, match="LUME_TIME_LIMIT_S"):
         train_module.resolve_options({})
+
+
+def test_the_zero3_config_readme_launches_with_is_an_accelerate_deepspeed_stage_3_config():
+    """README's full-parameter 7B command names docs/accelerate_zero3.yaml: accelerate must read it as ZeRO-3
+    over 8 bfloat16 processes (the run itself needs GPUs and deepspeed, neither of which CI has)."""
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    config_file = ROOT / "docs" / "accelerate_zero3.yaml"
+    assert f"--config_file {config_file.relative_to(ROOT)}" in (ROOT / "README.md").read_text()
+    config = load_config_from_file(str(config_file))
+    assert str(config.distributed_type) in ("DEEPSPEED", "DistributedType.DEEPSPEED")
+    assert config.deepspeed_config["zero_stage"] == 3 and config.deepspeed_config["zero3_save_16bit_model"]
+    assert config.num_processes == 8 and config.mixed_precision == "bf16"
