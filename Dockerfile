@@ -11,6 +11,8 @@ COPY submission ./submission
 COPY data_stub ./data_stub
 COPY tests ./tests
 COPY benchmarks ./benchmarks
+COPY docs ./docs
+COPY ci ./ci
 COPY .ci ./.ci
 RUN pip install -c constraints.txt -e '.[test]'
 # Build the stub target once at image build time, so a container's dry-run starts warm.
