@@ -92,7 +92,10 @@ def test_sigkill_at_three_random_points_then_resume_is_byte_identical(golden, tm
         after = run_until_rows(command, out, rows, jitter)
         assert after >= max(rows, kept), f"rows lost: {after} after the kill, {kept} before this run"
         kept = after
-        assert not any((out / name).exists() for name in FINAL_FILES), "a final file exists before the end"
+        if after < total:  # a kill after the last row may land while the final files are being written
+            assert not any((out / name).exists() for name in FINAL_FILES), "a final file exists before the end"
+    # As a kill between two final files leaves them (each whole, the set not): the rerun replaces them.
+    (out / "forget_0.csv").write_text("id,task\nleft by a killed run,Task1\n")
     finished = subprocess.run(command, env=child_env(), capture_output=True, text=True, timeout=300)
     assert finished.returncode == 0, finished.stderr[-3000:]
     reference = golden_reference(golden, tmp_path)
