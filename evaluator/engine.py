@@ -350,12 +350,13 @@ class Engine:
         """Official mode: rows are computed one by one, independently (resume per row), on every process."""
         return not MODES[self.mode].batched
 
-    def _callback(self, on_row: RowCallback | None) -> dict:
-        if on_row is None:
-            return {}
-        if not self.supports_row_callback():
+    def _check_callback(self, on_row: RowCallback | None) -> None:
+        if on_row is not None and not self.supports_row_callback():
             raise ValueError("on_row needs official mode")
-        return {"on_row": on_row}
+
+    @staticmethod
+    def _callback(on_row: RowCallback | None) -> dict:
+        return {} if on_row is None else {"on_row": on_row}
 
     def generations(self, rows: list[tuple[str, str]], name: str = "",
                     on_row: RowCallback | None = None) -> list[tuple[str, float]] | None:
@@ -363,7 +364,7 @@ class Engine:
         ``on_row`` (see :meth:`supports_row_callback`) is called as each row is finished."""
         mode = MODES[self.mode]
         extra = {"recheck_margin": self.recheck_margin} if mode.batched else {}
-        self._callback(on_row)  # refuses a callback the mode cannot honour
+        self._check_callback(on_row)
         return run_sharded(rows, lambda shard, shard_on_row: mode.generate_and_loss(
             self.lm, shard, self.max_new_tokens, progress=self._label(name), **self._kwargs(), **extra,
             **self._callback(shard_on_row)), self.state, on_row)
@@ -371,7 +372,7 @@ class Engine:
     def document_losses(self, documents: list[str], name: str = "",
                         on_row: RowCallback | None = None) -> list[float] | None:
         mode = MODES[self.mode]
-        self._callback(on_row)
+        self._check_callback(on_row)
         return run_sharded(documents, lambda shard, shard_on_row: mode.document_loss(
             self.lm, shard, progress=self._label(name), **self._kwargs(), **self._callback(shard_on_row)),
             self.state, on_row)
