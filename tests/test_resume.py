@@ -60,6 +60,12 @@ def run_until_rows(command: list[str], out: Path, rows: int, jitter_s: float, ti
         except ProcessLookupError:
             pass
         process.wait()
+        for _ in range(200):  # the workers of an `accelerate launch` too: gone before the rerun starts
+            try:
+                os.killpg(process.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
         process.stderr.close()
     return journal_rows(out)
 
@@ -104,6 +110,14 @@ def test_sigkill_at_three_random_points_then_resume_is_byte_identical(golden, tm
     assert not (out / JOURNAL_DIR).exists(), "the journal is deleted once the final files are written"
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 ACCELERATE_LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_machines", "1",
                      "--mixed_precision", "no", "--dynamo_backend", "no"]  # two CPU processes over gloo, no GPU
 
@@ -119,7 +133,9 @@ def test_two_processes_killed_then_resumed_is_byte_identical(golden, tmp_path, r
         if processes == 1:
             return evaluate_command(golden, out)
         arguments = evaluate_command(golden, out)[1:]  # without the interpreter: `-m evaluator.cli ...`
-        return ACCELERATE_LAUNCH + ["--num_processes", str(processes), *arguments]
+        # A fresh port per launch: the killed run's rendezvous port may not be free again yet.
+        return ACCELERATE_LAUNCH + ["--num_processes", str(processes), "--main_process_port", str(free_port()),
+                                    *arguments]
 
     kept = run_until_rows(command(2), out, 30, random.Random(SEED).uniform(0, 0.3))
     own_files = sorted(p.name for p in out.glob(f"{JOURNAL_DIR}/*/*.jsonl"))
