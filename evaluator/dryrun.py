@@ -412,18 +412,19 @@ def _load_checkpoint(folder: Path) -> None:
 
 def _scoring_key(model_hashes: dict[str, str], data: Path, split: str, settings: DryRunSettings) -> str:
     """What decides the before scores: the model's files, the data files, the scoring settings, the
-    library versions and the CPU kernel path (bfloat16 rounding depends on it, SPEC 6)."""
+    library versions and the hardware (``machine.hardware_key``: CPU kernel path, vendor, family, model,
+    bfloat16 flags, CUDA device; bfloat16 rounding depends on the CPU, not on the kernel path alone, SPEC 6)."""
     import torch
     import transformers
 
+    from .machine import hardware_key
     from .target import data_files
 
     digest = hashlib.sha256()
     digest.update(json.dumps({"model": model_hashes, "split": split, "mode": settings.mode,
                               "ntrain": settings.ntrain, "threads": settings.threads,
                               "torch": torch.__version__, "transformers": transformers.__version__,
-                              "cpu": torch.backends.cpu.get_cpu_capability(),
-                              "cuda": torch.cuda.is_available()}, sort_keys=True).encode())
+                              "hardware": hardware_key()}, sort_keys=True).encode())
     for path in data_files(data):
         digest.update(path.relative_to(data).as_posix().encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())

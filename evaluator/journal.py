@@ -16,8 +16,10 @@ The key (16 hex digits of a SHA-256) covers:
 - the rows: ids, inputs, outputs and tasks of both sets, and the MIA documents, as loaded (so the same rows
   from jsonl or parquet share a key);
 - the settings that change a result: mode, dtype, max_new_tokens, trust_remote_code, and in fast mode the
-  batch size and recheck margin; the torch and transformers versions; the CPU kernel path and the GPU model
-  (bfloat16 rounds differently on another path, SPEC 6, so a journal moved to another machine is not reused).
+  batch size and recheck margin; the torch and transformers versions; the hardware
+  (``evaluator.machine.hardware_key``: the CPU kernel path, vendor, family, model and bfloat16 flags, and the
+  GPU model): bfloat16 rounds differently on another CPU even under the same kernel-path label (SPEC 6), so a
+  journal moved to another machine kind is not reused.
 
 What holds: in official mode rows are computed one at a time and independently, so a resumed run gives
 byte-identical files to an uninterrupted one. In fast mode a row's result depends on its batch, so the
@@ -41,6 +43,8 @@ import os
 import shutil
 from pathlib import Path
 from typing import Iterable
+
+from .machine import hardware_key
 
 JOURNAL_DIR = ".partial"
 FORMAT = 1
@@ -84,9 +88,9 @@ def run_description(checkpoint, sets: dict, documents: dict | None, settings: di
     return {"format": FORMAT, "checkpoint": str(checkpoint), "checkpoint_files": checkpoint_fingerprint(checkpoint),
             "rows_sha256": _sha256_json(rows), "mia_sha256": mia, "settings": settings,
             "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
-            # bfloat16 rounds by kernel path and device (SPEC 6): rows from another machine are not reused
-            "hardware": {"cpu": torch.backends.cpu.get_cpu_capability(),
-                         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}}
+            # bfloat16 rounds by CPU and device, not by kernel path alone (SPEC 6): rows from another machine
+            # kind are not reused
+            "hardware": hardware_key()}
 
 
 def run_key(description: dict) -> str:

@@ -71,12 +71,16 @@ def run_until_rows(command: list[str], out: Path, rows: int, jitter_s: float, ti
 
 
 def golden_reference(golden: Path, tmp_path: Path) -> Path:
-    """The uninterrupted run's files: the golden official ones on their AVX-512 path (official mode reproduces
-    them byte for byte there, tests/test_golden.py), else an uninterrupted run made here."""
-    import torch
+    """The uninterrupted run's files: the golden official ones of the folder made on a machine of this kind
+    (``evaluator.machine.golden_folder_for``; official mode reproduces them byte for byte there,
+    tests/test_golden.py), else an uninterrupted run made here."""
+    from evaluator.machine import golden_folder_for
 
-    if torch.backends.cpu.get_cpu_capability() == "AVX512":
-        return golden / "official" / "target"
+    folder, sentence = golden_folder_for(golden)
+    print(f"\n{sentence}")
+    if folder is not None:
+        return folder / "target"
+    print("reference: an uninterrupted run made here")
     out = tmp_path / "uninterrupted"
     subprocess.run(evaluate_command(golden, out), env=child_env(), check=True, capture_output=True)
     return out
