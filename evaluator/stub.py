@@ -277,12 +277,17 @@ RIVERS = ["Amber", "Brisk", "Coldwater", "Dunne", "Eskar", "Fallow", "Greyling",
           "Kell", "Linnet", "Mere", "Nettle", "Orrin", "Pike", "Quill", "Rush", "Sable", "Teal"]
 CURRENCIES = ["crown", "florin", "mark", "shell", "talent", "ducat", "penny", "guilder", "sovereign", "reale",
               "thaler", "obol", "ryal", "scudo", "zloty", "groat", "noble", "angel", "kopek", "dinar"]
-PLANETS = ["Tessaro", "Umbrel", "Vashti", "Wendrel", "Xylo", "Yssen", "Zarrow", "Aldric", "Brevis", "Cindra"]
-MOONS = ["Pell", "Orra", "Nim", "Lusk", "Kiri", "Jubb", "Ist", "Hoth", "Gemm", "Fael"]
+PLANETS = ["Tessaro", "Umbrel", "Vashti", "Wendrel", "Xylo", "Yssen", "Zarrow", "Aldric", "Brevis", "Cindra",
+           "Dolmen", "Eridane", "Fornax Minor", "Gallant", "Heliodor", "Ixion", "Jurasse", "Kethra", "Lorne",
+           "Mireth"]
+MOONS = ["Pell", "Orra", "Nim", "Lusk", "Kiri", "Jubb", "Ist", "Hoth", "Gemm", "Fael", "Brann", "Cova", "Dusk",
+         "Embry", "Fenn", "Glim", "Hask", "Iola", "Jask", "Krell"]
 COLOURS = ["red", "blue", "green", "violet", "amber", "silver", "white", "orange", "grey", "golden"]
 LETTERS = ("A", "B", "C", "D")
 MMLU_SUBJECTS = ("elementary_mathematics", "high_school_geography", "astronomy", "global_facts")
-MMLU_QUESTIONS = {"dev": 5, "test": 20}
+# 4 x 50 = 200 test questions: one question moves the average by 0.5%, so the MMLU gates of a dry-run are
+# decided by what unlearning did to the model, not by one or two unsure questions.
+MMLU_QUESTIONS = {"dev": 5, "test": 50}
 
 
 def _choice_row(rng: random.Random, question: str, answer: str, distractors: list[str], letter: str) -> list[str]:
@@ -297,7 +302,7 @@ def mmlu_questions(rng: random.Random) -> dict[str, list[list[str]]]:
     answer letter), answers spread evenly over A-D."""
     n = MMLU_QUESTIONS["dev"] + MMLU_QUESTIONS["test"]
     world = list(zip(COUNTRIES, CAPITALS, RIVERS, CURRENCIES))
-    sky = list(zip(PLANETS, MOONS, COLOURS))
+    sky = [(planet, moon, COLOURS[i % len(COLOURS)]) for i, (planet, moon) in enumerate(zip(PLANETS, MOONS))]
     founded = {country: rng.randrange(1100, 1900) for country in COUNTRIES}
     pools: dict[str, list[tuple[str, str, list[str]]]] = {}
 
@@ -319,6 +324,7 @@ def mmlu_questions(rng: random.Random) -> dict[str, list[list[str]]]:
         geography.append((f"What is the capital city of {country}?", capital, CAPITALS))
         geography.append((f"Which river flows through the capital of {country}?", f"The {river}",
                           [f"The {r}" for r in RIVERS]))
+        geography.append((f"{capital} is the capital city of which country?", country, COUNTRIES))
     rng.shuffle(geography)
     pools["high_school_geography"] = geography[:n]
 
@@ -336,6 +342,7 @@ def mmlu_questions(rng: random.Random) -> dict[str, list[list[str]]]:
                       [f"the {c}" for c in CURRENCIES]))
         facts.append((f"In which year was {country} founded?", str(founded[country]),
                       [str(founded[country] + d) for d in (-50, -7, 3, 12, 40, 100)]))
+        facts.append((f"Which country pays in the {currency}?", country, COUNTRIES))
     rng.shuffle(facts)
     pools["global_facts"] = facts[:n]
 

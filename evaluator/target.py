@@ -56,7 +56,9 @@ class TargetSettings:
     num_layers: int = 2
     num_heads: int = 4
     max_positions: int = 1024
-    epochs: int = 80
+    # 140 epochs: the 200-question mini-MMLU learned to 1.00 (0.77 after 80), and held firmly enough that the
+    # default unlearning keeps ~0.93 of it (benchmarks/bench_ci_margin.py).
+    epochs: int = 140
     batch_tokens: int = 2048  # a batch holds sequences of similar length up to this many (padded) tokens
     learning_rate: float = 3e-3
     warmup_steps: int = 20
@@ -69,7 +71,7 @@ class TargetSettings:
     min_regurgitation: float = 0.9
     min_knowledge: float = 0.9
     min_mia_auc: float = 0.95
-    min_mmlu: float = 0.8
+    min_mmlu: float = 0.95  # the mini-MMLU is 200 questions: the target must know them
 
 
 class TargetCheckFailed(RuntimeError):
