@@ -31,12 +31,34 @@ sys.path.insert(0, str(ROOT))
 FIGURES = {"min_final": "final", "min_task_aggregate": "task_aggregate", "min_mia": "mia_score", "min_mmlu": "mmlu"}
 
 
-def run_one(path: str, seed: int, out: Path, cache: Path) -> dict:
+# On a CPU with AMX, torch 2.13's bfloat16 flash-attention kernel packs its operands with AVX-512 code even when
+# ATEN_CPU_CAPABILITY forces AVX2, and fails ("pack_vnni2 is only supported when avx512 is supported"). There
+# the forced path runs with flash attention off (torch's math attention: other kernels, other rounding, which
+# is what this benchmark is after), through a sitecustomize.py on PYTHONPATH; the table says so.
+FLASH_OFF = "import torch\ntorch.backends.cuda.enable_flash_sdp(False)  # also governs the CPU kernels\n"
+PROBE = ("import torch, torch.nn.functional as F\n"
+         "q = torch.randn(1, 4, 300, 32, dtype=torch.bfloat16)\n"
+         "F.scaled_dot_product_attention(q, q, q, is_causal=True)\n")
+
+
+def path_environment(path: str, cache: Path, scratch: Path) -> tuple[dict, str]:
+    """The environment of one kernel path, and a note ("" or how the path had to be adapted)."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "LUME_HARNESS_CACHE": str(cache)}
-    if path != "native":
-        env["ATEN_CPU_CAPABILITY"] = path
-    else:
-        env.pop("ATEN_CPU_CAPABILITY", None)
+    env.pop("ATEN_CPU_CAPABILITY", None)
+    if path == "native":
+        return env, ""
+    env["ATEN_CPU_CAPABILITY"] = path
+    if subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True).returncode == 0:
+        return env, ""
+    site = scratch / f"sitecustomize-{path}"
+    site.mkdir(parents=True, exist_ok=True)
+    (site / "sitecustomize.py").write_text(FLASH_OFF)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(site), env.get("PYTHONPATH", "")) if p)
+    return env, "flash attention off (bf16 flash kernel needs AVX-512 on this CPU)"
+
+
+def run_one(path: str, seed: int, out: Path, cache: Path) -> dict:
+    env, note = path_environment(path, cache, out.parent)
     started = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "evaluator.cli", "dry-run", "--out", str(out),
                            "--submission-kwargs", json.dumps({"seed": seed})],
@@ -47,7 +69,7 @@ def run_one(path: str, seed: int, out: Path, cache: Path) -> dict:
     summary = json.loads(summary_file.read_text())
     after, before = summary["after"] or {}, summary["before"] or {}
     relative = next(g for g in summary["gates"]["gates"] if g["gate"] == "relative")
-    return {"path": path, "kernel": _kernel(env), "seed": seed, "exit": done.returncode,
+    return {"path": path, "kernel": _kernel(env), "note": note, "seed": seed, "exit": done.returncode,
             "verdict": summary["verdict"], "seconds": round(time.monotonic() - started, 1),
             "final": after.get("final"), "task_aggregate": after.get("task_aggregate"),
             "mia_score": after.get("mia_score"), "mmlu": after.get("mmlu"), "mmlu_before": before.get("mmlu"),
@@ -104,7 +126,7 @@ def main(argv=None) -> int:
             print(f"{run['path']:>6} ({run['kernel']:>7}) seed {seed}: exit {run['exit']} {run['verdict']:<11} "
                   f"final {run['final']:.4f}  task {run['task_aggregate']:.4f}  MIA {run['mia_score']:.4f}  "
                   f"MMLU {run['mmlu_before']:.3f} -> {run['mmlu']:.3f} (relative gate {run['relative_gate']:.4f})  "
-                  f"{run['seconds']:.0f} s", flush=True)
+                  f"{run['seconds']:.0f} s" + (f"  [{run['note']}]" if run["note"] else ""), flush=True)
 
     table = margins(runs, thresholds)
     print(f"\nover {len(runs)} runs ({len(args.seeds)} seeds x paths {', '.join(args.paths)}); "

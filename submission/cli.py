@@ -38,8 +38,9 @@ from .train import DEFAULT_METHOD, unlearn
 @click.option("--forget-weight", type=float, default=None, help="Weight of the forget loss.")
 @click.option("--beta", type=float, default=None, help="NPO/SimNPO temperature.")
 @click.option("--gamma", type=float, default=None, help="SimNPO margin.")
-@click.option("--forget-nll-ceiling", type=float, default=None,
-              help="Stop ascending on forget rows whose loss is above this.")
+@click.option("--forget-nll-ceiling", default=None,
+              help="Stop ascending on forget rows whose loss (nats/token) is above this; 'measured': the loss of "
+                   "documents of their kind the model never saw, measured before training (capped_gd's default).")
 @click.option("--lora-rank", type=int, default=None, help="LoRA rank (0: full-parameter training).")
 @click.option("--lora-alpha", type=float, default=None, help="LoRA alpha (default 2 x rank).")
 @click.option("--gradient-checkpointing/--no-gradient-checkpointing", default=None)

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from . import checkpoint
+from .calibration import document_level
 from .data import Row, SubmissionInputError, collate, encode_row, load_rows, split_selection_rows
 from .methods import METHODS, LossInputs, get_method
 from .selection import SPLITS, SelectionScore, score_model
@@ -29,6 +30,8 @@ DEFAULT_METHOD = "capped_gd"
 LOG_FILE = "unlearning_log.json"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
 
+
+MEASURED = "measured"  # forget_nll_ceiling: measure the level on the model (calibration.py)
 
 # Set by `unlearn-eval dry-run` to its hard limit; the organizers set nothing (their limit was the hour).
 TIME_LIMIT_VARIABLE = "LUME_TIME_LIMIT_S"
@@ -49,7 +52,9 @@ class UnlearnOptions:
     retain_weight: float = 1.0
     beta: float = 0.1  # NPO / SimNPO temperature
     gamma: float = 0.0  # SimNPO margin
-    forget_nll_ceiling: float | None = None  # stop ascending on forget rows whose loss is above this
+    # Stop ascending on forget rows whose loss is above this; "measured": the level of documents of their kind
+    # the model never saw, measured on this model before training (calibration.document_level).
+    forget_nll_ceiling: float | str | None = None
     sc_loss_on_prompt: bool = True  # sentence-completion rows: loss on the whole passage, not just the continuation
     lora_rank: int | None = None  # 0: full-parameter; >0: LoRA of that rank, merged before saving; None: see _auto_lora
     lora_alpha: float | None = None  # default 2 * rank
@@ -93,6 +98,12 @@ def resolve_options(options: dict) -> UnlearnOptions:
     resolved = UnlearnOptions(**merged)
     if resolved.batch_size < 1 or resolved.learning_rate <= 0 or resolved.time_budget_s <= 0:
         raise SubmissionInputError("batch_size, learning_rate and time_budget_s must be positive")
+    ceiling = resolved.forget_nll_ceiling
+    if isinstance(ceiling, str) and ceiling != MEASURED:
+        try:
+            resolved.forget_nll_ceiling = float(ceiling)
+        except ValueError:
+            raise SubmissionInputError(f"forget_nll_ceiling must be a number or {MEASURED!r}, not {ceiling!r}") from None
     if not 0 <= resolved.holdout_fraction < 1:
         raise SubmissionInputError("holdout_fraction must be in [0, 1)")
     return resolved
@@ -247,6 +258,14 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
         # A frozen copy loaded under ZeRO-3 would be partitioned too and need its own engine: not built.
         raise SubmissionInputError(f"method {method.name} under ZeRO-3 needs LoRA (--lora-rank 16): its reference "
                                    f"is then the network with the adapter switched off")
+    ceiling, calibration = options.forget_nll_ceiling, None
+    if ceiling == MEASURED:
+        # Before any step, on the model as given: every process measures the same documents the same way.
+        calibration = document_level(accelerator.unwrap_model(model), tokenizer, forget_rows + retain_rows,
+                                     accelerator.device, seed=options.seed)
+        ceiling = calibration["level"]
+        _log(options, accelerator, f"forget loss level: {ceiling if ceiling is None else round(ceiling, 3)} nats/token "
+             f"({calibration['documents']} swapped documents; none: no ceiling)")
     if method.needs_reference:
         reference = _reference_logits(model, accelerator, model_dir, train_dtype, options, lora_rank > 0)
 
@@ -285,7 +304,8 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
             began = time.monotonic()
             _save(model, accelerator, model_dir, output, save_dtype, base_config, lora_scaling,
                   {"method": method.name, "step": step, "steps": steps, "score": dataclasses.asdict(score),
-                   "options": dataclasses.asdict(options), "history": state["history"]})
+                   "options": dataclasses.asdict(options), "history": state["history"],
+                   "forget_nll_ceiling": {"value": ceiling, "measured": calibration}})
             clock.save_s = max(clock.save_s, time.monotonic() - began)
             state["best"], state["best_step"] = score, step
 
@@ -310,7 +330,7 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
         loss, logs = method.loss(LossInputs(model=model, forget=batch_f, retain=batch_r, reference=reference,
                                             forget_weight=options.forget_weight, retain_weight=options.retain_weight,
                                             beta=options.beta, gamma=options.gamma,
-                                            forget_nll_ceiling=options.forget_nll_ceiling))
+                                            forget_nll_ceiling=ceiling))
         accelerator.backward(loss)
         if options.max_grad_norm:
             accelerator.clip_grad_norm_(model.parameters(), options.max_grad_norm)
@@ -327,7 +347,7 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
         evaluate_and_keep(step)  # stopped by the clock between two selection passes
     accelerator.wait_for_everyone()
     best = state["best"]
-    return {"method": method.name, "steps_done": step, "steps_planned": steps, "best_step": state["best_step"],
+    return {"method": method.name, "forget_nll_ceiling": ceiling, "steps_done": step, "steps_planned": steps, "best_step": state["best_step"],
             "selection_task_aggregate": best.task_aggregate if best else None,
             "seconds": round(time.monotonic() - started, 1), "output": str(output)}
 

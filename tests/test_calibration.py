@@ -1,0 +1,85 @@
+"""The default's forget-loss level (submission/calibration.py): documents of the members' kind built from the
+given rows, and the level measured on them. No ../shared needed: a model the test builds in a second."""
+
+from __future__ import annotations
+
+import random
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from submission import SubmissionInputError  # noqa: E402
+from submission.calibration import ENTITY, document_level, documents_by_task, swapped_documents  # noqa: E402
+from submission.data import Row  # noqa: E402
+from submission.train import MEASURED, resolve_options  # noqa: E402
+
+DOCUMENTS = [
+    "Ardelia Thornwell was born on March 3, 1961. She can be reached at 555-0142 and ardelia@example.com.",
+    "Corvin Maplecroft was born on July 19, 1978. He can be reached at 555-0188 and corvin@example.org.",
+    "Elowen Ashgrove was born on May 27, 1990. She can be reached at 555-0107 and elowen@example.net.",
+]
+
+
+def test_swapped_documents_keep_the_words_and_swap_every_entity_for_one_of_another_document():
+    swapped = swapped_documents(DOCUMENTS, copies=3, rng=random.Random(0))
+    assert swapped and len(swapped) <= 9
+    for text in swapped:
+        # The phrasing (every non-entity word) is a document's own ...
+        assert ENTITY.sub("#", text) in {ENTITY.sub("#", d) for d in DOCUMENTS}
+        # ... its entities come from the documents, and the text as a whole is none of them.
+        assert text not in DOCUMENTS
+        assert set(ENTITY.findall(text)) <= {e for d in DOCUMENTS for e in ENTITY.findall(d)}
+
+
+def test_a_number_is_swapped_for_a_number_of_the_same_length():
+    swapped = swapped_documents(["Born in 1961 at 555-0142.", "Born in 1978 at 555-0188."], 4, random.Random(1))
+    for text in swapped:
+        year, phone = ENTITY.findall(text)[1:3]
+        assert len(year) == 4 and year in {"1961", "1978"} and phone in {"555-0142", "555-0188"}
+
+
+def test_documents_by_task_takes_whole_passages_of_sentence_completion_rows_only():
+    rows = [Row("asc1", "Ardelia was", " born in 1961.", "Task2"),
+            Row("aqa0", "When was Ardelia born?", "1961", "Task2"),
+            Row("bsc1", "Corvin was", " born in 1978.", "Task3")]
+    assert documents_by_task(rows) == {"Task2": ["Ardelia was born in 1961."], "Task3": ["Corvin was born in 1978."]}
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import OlmoConfig, OlmoForCausalLM, PreTrainedTokenizerFast
+
+    raw = Tokenizer(models.BPE())
+    raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    raw.train_from_iterator(DOCUMENTS * 4, trainers.BpeTrainer(vocab_size=300, special_tokens=["<eos>"],
+                                                                initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                                                show_progress=False))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="<eos>", pad_token="<eos>")
+    torch.manual_seed(0)
+    model = OlmoForCausalLM(OlmoConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
+                                       num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
+                                       max_position_embeddings=128))
+    return model, tokenizer
+
+
+def test_the_level_is_the_median_loss_of_swapped_documents_and_is_finite(tiny_model):
+    model, tokenizer = tiny_model
+    rows = [Row(f"d{i}sc1", d[:20], d[20:], "Task2") for i, d in enumerate(DOCUMENTS)]
+    measured = document_level(model, tokenizer, rows, torch.device("cpu"), copies=2, seed=0)
+    assert measured["documents"] > 0 and measured["level"] is not None
+    # An untrained model over a vocabulary of ~300 tokens: about log(300) nats a token, never 0 or inf.
+    assert 3.0 < measured["level"] < 9.0
+    assert document_level(model, tokenizer, rows[:1], torch.device("cpu"))["level"] is None  # nothing to swap with
+
+
+def test_the_default_measures_its_ceiling_and_a_number_or_nonsense_is_checked():
+    assert resolve_options({}).forget_nll_ceiling == MEASURED
+    assert resolve_options({"forget_nll_ceiling": "3.5"}).forget_nll_ceiling == 3.5
+    with pytest.raises(SubmissionInputError, match="forget_nll_ceiling"):
+        resolve_options({"forget_nll_ceiling": "high"})
