@@ -14,8 +14,19 @@ Thresholds (TOML keys; options ``--min-final`` ...):
 
 A ``summary.json`` adds one check of its own: the dry-run's submission ran to completion and left one
 loadable checkpoint (its verdict is ``ok`` or ``gate-failed``; the gates are checked separately).
-A missing value (e.g. no MIA in the results) fails its threshold. Exit status: 0 all pass, 1 any fails,
-2 bad input (missing file, malformed JSON or TOML, unknown key).
+A missing value (e.g. no MIA in the results) fails its threshold.
+
+Exit status (:func:`exit_code`; ``EXIT_*`` below):
+
+- 0: every threshold holds;
+- 1: a threshold fails (a value below its limit or missing, a gate failed, a dry-run verdict other than ``ok``
+  or ``gate-failed`` that still left after scores);
+- 2: bad input: a file that cannot be read (missing, malformed JSON or TOML), an unknown threshold key, a
+  value of the wrong type, nothing to check, the relative gate without a ``summary.json``;
+- 3: the run did not finish, so there are no after scores to check: a dry-run ``summary.json`` without
+  ``after`` figures (verdict ``timeout``, ``raised``, ``no-checkpoint``, ``unloadable``... with no checkpoint
+  scored), or an evaluation folder without ``evaluation_results.jsonl`` that holds the resume journal
+  ``.partial/`` of a killed ``evaluate`` (the same command finishes it).
 """
 
 from __future__ import annotations
@@ -23,7 +34,7 @@ from __future__ import annotations
 import json
 import math
 import tomllib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +53,8 @@ METRICS = {  # threshold key -> (label, figure key)
 GATES = ("absolute", "relative")
 THRESHOLD_KEYS = (*METRICS, "gate")
 RUN_COMPLETED = ("ok", "gate-failed")  # dry-run verdicts where the submission itself did its job
+JOURNAL_DIR = ".partial"  # evaluator.journal.JOURNAL_DIR: what a killed `evaluate` leaves in --out
+EXIT_PASSED, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_NOT_FINISHED = 0, 1, InputError.exit_code, 3  # 2: the CLI's bad input
 
 
 @dataclass
@@ -56,6 +69,7 @@ class Figures:
     mmlu: float | None
     before_mmlu: float | None = None
     verdict: str | None = None
+    not_finished: str | None = None  # why there are no after scores (exit 3), else None
 
 
 @dataclass
@@ -66,6 +80,28 @@ class Check:
     passed: bool
     note: str = ""
     op: str = ">="
+
+    @property
+    def margin(self) -> float | None:
+        """value - threshold (negative: short of it by that much); None where either is not a number."""
+        if _number(self.value) is None or _number(self.threshold) is None:
+            return None
+        return float(self.value) - float(self.threshold)
+
+
+def unfinished_evaluation(path: Path) -> tuple[Path, str] | None:
+    """(the folder, why) when ``path`` is an evaluation folder (or its missing ``evaluation_results.jsonl``)
+    that holds no results file but the resume journal of a run that was killed; else None."""
+    if path.is_dir():
+        folder = path
+    elif path.name == RESULTS_FILE and not path.exists():
+        folder = path.parent
+    else:
+        return None
+    if (folder / SUMMARY_FILE).is_file() or (folder / RESULTS_FILE).is_file() or not (folder / JOURNAL_DIR).is_dir():
+        return None
+    return folder, (f"the run did not finish: no {RESULTS_FILE}, only the resume journal {JOURNAL_DIR}/ of a killed "
+                    "evaluate (the same evaluate command finishes it)")
 
 
 def locate_results(path: str | Path) -> Path:
@@ -87,6 +123,12 @@ def _number(value) -> float | None:
 
 
 def read_figures(path: str | Path) -> Figures:
+    """The figures of a results file, a summary.json or the folder holding one; ``not_finished`` says why
+    there are none when the run did not finish (an unfinished evaluation folder, a dry-run summary without
+    after scores)."""
+    unfinished = unfinished_evaluation(Path(path))
+    if unfinished is not None:
+        return Figures(unfinished[0], "results", None, None, None, None, not_finished=unfinished[1])
     path = locate_results(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -109,8 +151,11 @@ def read_figures(path: str | Path) -> Figures:
         before = data.get("before") or {}
         if not isinstance(after, dict) or not isinstance(before, dict):
             raise InputError(f"{path}: 'before'/'after' are not objects (not a dry-run summary.json)")
+        verdict = str(data["verdict"])
+        not_finished = None if after else (f"the run did not finish: dry-run verdict {verdict}, no after scores "
+                                           "(no checkpoint was scored)")
         return Figures(path, "summary", *(_number(after.get(k)) for k in ("final", "task_aggregate", "mia_score", "mmlu")),
-                       before_mmlu=_number(before.get("mmlu")), verdict=str(data["verdict"]))
+                       before_mmlu=_number(before.get("mmlu")), verdict=verdict, not_finished=not_finished)
     try:
         result = EvaluationResult.from_dict(data)
     except KeyError as exc:
@@ -178,6 +223,13 @@ def run_checks(figures: Figures, thresholds: dict[str, Any]) -> list[Check]:
     return checks
 
 
+def exit_code(figures: Figures, checks: list[Check]) -> int:
+    """3 when the run did not finish (no after scores), else 0 when every check passed, 1 when one failed."""
+    if figures.not_finished is not None:
+        return EXIT_NOT_FINISHED
+    return EXIT_PASSED if all(c.passed for c in checks) else EXIT_FAILED
+
+
 def format_checks(figures: Figures, checks: list[Check]) -> str:
     def show(value):
         return f"{value:.4f}" if isinstance(value, float) else ("-" if value is None else str(value))
@@ -192,5 +244,11 @@ def format_checks(figures: Figures, checks: list[Check]) -> str:
 
 
 def checks_json(figures: Figures, checks: list[Check]) -> str:
-    return json.dumps({"file": str(figures.path), "kind": figures.kind, "passed": all(c.passed for c in checks),
-                       "checks": [asdict(c) for c in checks]})
+    """Every check with its value, limit, margin (value - limit; null where not a number) and whether it
+    passed, and the command's exit code (``threshold`` repeats ``limit``, for readers of the earlier form)."""
+    code = exit_code(figures, checks)
+    return json.dumps({"file": str(figures.path), "kind": figures.kind, "passed": code == EXIT_PASSED,
+                       "exit_code": code, "not_finished": figures.not_finished,
+                       "checks": [{"name": c.name, "value": c.value, "limit": c.threshold, "margin": c.margin,
+                                   "passed": c.passed, "op": c.op, "note": c.note, "threshold": c.threshold}
+                                  for c in checks]})

@@ -95,6 +95,7 @@ def format_result_table(result, gate: float, gate_report: dict | None = None) ->
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="lume-unlearning", prog_name="unlearn-eval")
 def main():
     """Evaluate SemEval-2025 Task 4 (LUME) unlearning checkpoints exactly as the organizers scored them."""
 
@@ -120,7 +121,7 @@ def main():
 @click.option("--ntrain", type=click.IntRange(min=0), default=5, show_default=True, help="MMLU dev examples (--mmlu-data).")
 @click.option("--mmlu-subjects", default=None, help="Comma-separated MMLU subjects (--mmlu-data; default all).")
 @click.option("--reference-mmlu", type=click.Path(path_type=Path), default=None,
-              help="Relative gate (75%%): the reference's MMLU metrics.json, or its checkpoint folder (run on --mmlu-data).")
+              help="Relative gate (75%): the reference's MMLU metrics.json, or its checkpoint folder (run on --mmlu-data).")
 @click.option("--trust-remote-code", is_flag=True, help="Let the checkpoint run its own code (off by default).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--report", "make_report", is_flag=True,
@@ -129,7 +130,7 @@ def main():
               help="Start over: neither reuse nor keep the rows a killed run of the same checkpoint, data and "
                    "settings left in --out/.partial/ (by default they are reused).")
 @click.option("--mia-extra", is_flag=True,
-              help="Needs --mia: also write --out/mia_results/extra.csv (zlib, Min-K%%, Min-K%%++ diagnostics; "
+              help="Needs --mia: also write --out/mia_results/extra.csv (zlib, Min-K%, Min-K%++ diagnostics; "
                    "loads the checkpoint once more).")
 def evaluate(checkpoint, data, out, split, mia, mmlu_metrics, mode, dtype, batch_size, max_new_tokens,
              recheck_margin, gate, mmlu_data, ntrain, mmlu_subjects, reference_mmlu, trust_remote_code, quiet,
@@ -202,7 +203,7 @@ def evaluate(checkpoint, data, out, split, mia, mmlu_metrics, mode, dtype, batch
               show_default=True, help="auto: the checkpoint's own dtype (open-instruct's torch_dtype='auto').")
 @click.option("--gate", type=float, default=0.371, show_default=True, help="MMLU gate (absolute).")
 @click.option("--reference-mmlu", type=click.Path(path_type=Path), default=None,
-              help="Relative gate (75%%): the reference's MMLU metrics.json.")
+              help="Relative gate (75%): the reference's MMLU metrics.json.")
 @click.option("--trust-remote-code", is_flag=True, help="Let the checkpoint run its own code (off by default).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def mmlu_command(checkpoint, data, out, ntrain, subjects, batch_size, dtype, gate, reference_mmlu,
@@ -229,7 +230,7 @@ def mmlu_command(checkpoint, data, out, ntrain, subjects, batch_size, dtype, gat
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Write evaluation_results.jsonl here.")
 @click.option("--gate", type=float, default=0.371, show_default=True)
 @click.option("--reference-mmlu", type=click.Path(path_type=Path), default=None,
-              help="Relative gate (75%%): the reference's MMLU metrics.json (gate.json goes beside --out).")
+              help="Relative gate (75%): the reference's MMLU metrics.json (gate.json goes beside --out).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results JSON only.")
 def score(folder, mmlu_metrics, out, gate, reference_mmlu, as_json):
     """Recompute every metric from the CSVs of an evaluation folder (ours or the official script's)."""
@@ -302,7 +303,7 @@ def make_target(data, out, quiet):
               help="Evaluation folder of the model before unlearning: 'before' bars, changes, retain items lost.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Report folder (default RESULT_DIR/report).")
 @click.option("--bootstrap", "n_bootstrap", type=click.IntRange(min=0), default=1000, show_default=True,
-              help="Bootstrap resamples for the 95%% intervals (0: none).")
+              help="Bootstrap resamples for the 95% intervals (0: none).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
               help="With --mia: first write RESULT_DIR/mia_results/extra.csv (extra MIA attacks) from this model.")
@@ -422,11 +423,25 @@ def pack_command(submission, out):
 @click.option("--min-mmlu", type=float, default=None, help="MMLU average at least this.")
 @click.option("--gate", "gates", type=click.Choice(["absolute", "relative"]), multiple=True,
               help="MMLU gate: absolute (>= 0.371) or relative (>= 75% of before; needs a dry-run summary.json).")
-@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print JSON: each check with its value, limit, margin (value - limit) and passed, and the exit code.")
 def check_command(results, thresholds, min_final, min_task_aggregate, min_mia, min_mmlu, gates, as_json):
     """Hold RESULTS (evaluation_results.jsonl, a dry-run summary.json, or the folder holding one) to
-    thresholds. Exit 0 when all pass, 1 when any fails, 2 on bad input."""
-    from .check import checks_json, format_checks, read_figures, read_thresholds, run_checks, validate_thresholds
+    thresholds.
+
+    \b
+    Exit codes:
+      0  every threshold holds
+      1  a threshold failed
+      2  bad input: a file it could not read (missing, malformed JSON or
+         TOML), an unknown thresholds key, a value of the wrong type
+      3  the run did not finish, so no after scores: a dry-run summary.json
+         without after figures (verdict timeout, raised, no-checkpoint,
+         unloadable...), or an evaluation folder with the resume journal
+         .partial/ but no evaluation_results.jsonl
+    """
+    from .check import (EXIT_NOT_FINISHED, checks_json, exit_code, format_checks, read_figures, read_thresholds,
+                        run_checks, validate_thresholds)
 
     wanted = read_thresholds(thresholds) if thresholds is not None else {}
     given = {"min_final": min_final, "min_task_aggregate": min_task_aggregate, "min_mia": min_mia,
@@ -435,9 +450,15 @@ def check_command(results, thresholds, min_final, min_task_aggregate, min_mia, m
     if gates:
         wanted["gate"] = list(dict.fromkeys(gates))
     figures = read_figures(results)
-    checks = run_checks(figures, wanted)
-    click.echo(checks_json(figures, checks) if as_json else format_checks(figures, checks))
-    sys.exit(0 if all(c.passed for c in checks) else 1)
+    checks = run_checks(figures, wanted)  # bad input (exit 2) before an unfinished run (exit 3)
+    code = exit_code(figures, checks)
+    if as_json:
+        click.echo(checks_json(figures, checks))
+    elif code == EXIT_NOT_FINISHED:
+        click.echo(f"error: {figures.path}: {figures.not_finished}", err=True)
+    else:
+        click.echo(format_checks(figures, checks))
+    sys.exit(code)
 
 
 if __name__ == "__main__":

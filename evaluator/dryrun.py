@@ -14,7 +14,7 @@
 6. Score the checkpoint ("after") -- also after a timeout or a crash when a loadable one is there: after the
    hour the organizers evaluated whatever single checkpoint was in the output folder -- apply both MMLU
    gates (absolute 0.371, relative 75% of the before MMLU) and place the final score on the published
-   leaderboards (``resources/leaderboard.json``).
+   leaderboards (``resources/leaderboard.json``, ``evaluator.leaderboard``).
 7. With ``--report``: the HTML and Markdown report (``evaluator.report``) of the after scores, with the before
    scores as its baseline and seeded bootstrap intervals, into ``--out/report/``.
 8. Write ``summary.json`` and the after ``evaluation_results.jsonl`` atomically, print a table, and exit
@@ -37,12 +37,13 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from .atomic import write_text_atomic, write_with_atomic
 from .errors import InputError
+# load_leaderboard and placement live in evaluator.leaderboard; importable from here as before
+from .leaderboard import load_leaderboard, placement  # noqa: F401
 
 # ---------------------------------------------------------------------------------------------------
 # Verdicts and exit codes. 1 stays Python's own (a crash of the dry-run itself), 2 the CLI's bad input.
@@ -472,36 +473,6 @@ def _cached_before(model_dir: Path, model_hashes: dict[str, str], settings: DryR
             if staging is not None:
                 shutil.rmtree(staging, ignore_errors=True)
     return result, False
-
-
-def load_leaderboard() -> dict:
-    return json.loads(resources.files("evaluator").joinpath("resources/leaderboard.json").read_text(encoding="utf-8"))
-
-
-def placement(final: float | None, mmlu: float | None, leaderboard: dict | None = None) -> dict:
-    """Where ``final`` would sit on the published boards: the 7B board (ranked only at or above its MMLU
-    gate), the 1B board (no gate), and against the organizers' 7B baselines."""
-    leaderboard = leaderboard or load_leaderboard()
-    gate = leaderboard["mmlu_gate_7b"]
-    out: dict[str, Any] = {}
-    if final is None:
-        return {"note": "no final score to place"}
-    for name in ("7b", "1b"):
-        board = leaderboard["boards"][name]
-        rows = board["rows"]
-        if board["gated"] and (mmlu is None or mmlu < gate):
-            out[name] = {"rank": None, "of": len(rows),
-                         "note": f"not ranked: MMLU below the 7B gate {gate}"}
-            continue
-        above = [r for r in rows if r["final"] > final]
-        below = rows[len(above)] if len(above) < len(rows) else None
-        out[name] = {"rank": len(above) + 1, "of": len(rows) + 1,
-                     "behind": {"team": above[-1]["team"], "final": above[-1]["final"]} if above else None,
-                     "ahead_of": {"team": below["team"], "final": below["final"]} if below else None}
-    baselines = leaderboard["boards"]["7b_baselines"]["rows"]
-    out["7b_baselines_beaten"] = sum(final > r["final"] for r in baselines)
-    out["7b_baselines"] = len(baselines)
-    return out
 
 
 def _result_figures(result) -> dict | None:

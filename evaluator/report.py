@@ -15,7 +15,6 @@ import json
 import math
 import statistics as stats_module
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from .atomic import write_text_atomic, write_with_atomic
 from .bootstrap import DEFAULT_RESAMPLES, KIND_METRIC, BootstrapResult, RowValues, bootstrap
 from .data import SPLITS, row_kind
 from .errors import InputError
+from .leaderboard import find_leaderboard, normalize
 from .results import RESULTS_FILE, EvaluationResult
 from .tables import MIA_SETS, folder_mmlu_average, mmlu_question_table, read_folder, score_generations
 
@@ -37,7 +37,9 @@ MAX_ITEMS = 15
 MAX_TEXT = 400
 MAX_INPUT = 200
 STILL_REGURGITATED = 0.5  # ROUGE-L recall from which a forget completion counts as still regurgitated
-LEADERBOARD_BOARDS = {"7b_ranked": "7B (ranked, MMLU >= gate)", "1b": "1B"}
+LEADERBOARD_BOARDS = {"7b": "7B (ranked, MMLU >= gate)", "1b": "1B"}  # placed on (evaluator.leaderboard names)
+LEADERBOARD_PLOTTED = {**LEADERBOARD_BOARDS, "7b_below_gate": "7B below MMLU gate",
+                       "7b_baselines": "7B organizer baselines"}
 METRIC_LABEL = {scoring.REGURGITATION: "regurgitation", scoring.KNOWLEDGE: "knowledge"}
 COLORS = {"forget": "#c0392b", "retain": "#2471a3", "member": "#c0392b", "nonmember": "#2471a3"}
 
@@ -140,35 +142,20 @@ def term_drag(terms: list[float]) -> list[dict]:
     return rows
 
 
-def load_leaderboard() -> tuple[dict | None, str]:
-    """The published leaderboards: package data if the package ships them, else ``../shared`` beside the
-    project (a developer checkout). Returns (data or None, where it came from)."""
-    try:
-        packaged = resources.files("evaluator").joinpath("resources", "leaderboard.json")
-        if packaged.is_file():
-            return json.loads(packaged.read_text(encoding="utf-8")), "package data evaluator/resources/leaderboard.json"
-    except (FileNotFoundError, ModuleNotFoundError, json.JSONDecodeError):
-        pass
-    shared = Path(__file__).resolve().parents[1].parent / "shared" / "golden" / "leaderboard.json"
-    if shared.is_file():
-        try:
-            return (json.loads(shared.read_text(encoding="utf-8")),
-                    f"{shared} (../shared; the package does not ship evaluator/resources/leaderboard.json yet)")
-        except json.JSONDecodeError:
-            pass
-    return None, "no leaderboard data (neither evaluator/resources/leaderboard.json nor ../shared/golden/leaderboard.json)"
-
-
 def leaderboard_rank(finals: list[float], score: float) -> int:
     """1 + the number of published entries strictly above ``score`` (ties share the better rank)."""
     return 1 + sum(1 for f in finals if f > score)
 
 
 def leaderboard_placement(board: dict, final: float, ci: tuple[float, float] | None, mmlu: float | None) -> list[dict]:
+    """Rank (and rank range over the CI) on the 7B and 1B boards; ``board``: the leaderboards in either schema
+    that :mod:`evaluator.leaderboard` reads."""
+    board = normalize(board)
     rows = []
     gate = board.get("mmlu_gate_7b", scoring.MMLU_GATE_7B)
     for key, label in LEADERBOARD_BOARDS.items():
-        entries = [e for e in board.get(key, []) if isinstance(e.get("final"), (int, float))]
+        published = board["boards"].get(key) or {}
+        entries = [e for e in published.get("rows", []) if isinstance(e.get("final"), (int, float))]
         if not entries:
             continue
         finals = sorted((float(e["final"]) for e in entries), reverse=True)
@@ -179,7 +166,7 @@ def leaderboard_placement(board: dict, final: float, ci: tuple[float, float] | N
         above = [e for e in entries if e["final"] > final]
         below = [e for e in entries if e["final"] <= final]
         note = ""
-        if key.startswith("7b") and mmlu is not None and mmlu < gate:
+        if published.get("gated") and mmlu is not None and mmlu < gate:
             note = f"MMLU {mmlu:.3f} < gate {gate}: this board would not have ranked it"
         rows.append({"board": label, "entries": len(entries), "rank": rank, "rank_range": rank_range,
                      "above": min(above, key=lambda e: e["final"]) if above else None,
@@ -361,12 +348,13 @@ def plot_mmlu(data: FolderData, baseline: FolderData | None) -> bytes:
 
 def plot_leaderboard(board: dict, final: float, ci: tuple[float, float] | None) -> bytes:
     plt = _plt()
-    keys = [k for k in list(LEADERBOARD_BOARDS) + ["7b_below_mmlu_gate", "7b_organizer_baselines"] if board.get(k)]
+    boards = normalize(board)["boards"]
+    keys = [k for k in LEADERBOARD_PLOTTED if (boards.get(k) or {}).get("rows")]
     fig, ax = plt.subplots(figsize=(7.0, 0.55 * len(keys) + 1.2))
     for row, key in enumerate(keys):
-        finals = [e["final"] for e in board[key] if isinstance(e.get("final"), (int, float))]
+        finals = [e["final"] for e in boards[key]["rows"] if isinstance(e.get("final"), (int, float))]
         ax.scatter(finals, [row] * len(finals), s=18, color="#34495e", alpha=0.7)
-    ax.set_yticks(range(len(keys)), [LEADERBOARD_BOARDS.get(k, k.replace("_", " ")) for k in keys], fontsize=8)
+    ax.set_yticks(range(len(keys)), [LEADERBOARD_PLOTTED[k] for k in keys], fontsize=8)
     if ci is not None and not any(math.isnan(v) for v in ci):
         ax.axvspan(ci[0], ci[1], color="#e67e22", alpha=0.25, label="95% CI")
     ax.axvline(final, color="#e67e22", linewidth=2, label=f"this run {final:.3f}")
@@ -636,7 +624,7 @@ def _items_sections(data: FolderData, baseline: FolderData | None) -> list[Secti
 
 def _leaderboard_section(data: FolderData) -> Section:
     section = Section("leaderboard", "Where this would place on the published leaderboards")
-    board, source = load_leaderboard()
+    board, source = find_leaderboard()
     section.blocks.append(f"Source: {source}.")
     final = data.value("final")
     if board is None:

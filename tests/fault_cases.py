@@ -228,6 +228,21 @@ def check_unknown_threshold(tmp: Path):
     return ["check", str(tmp), "--thresholds", str(thresholds)], {"thresholds": thresholds}
 
 
+def check_dry_run_not_scored(tmp: Path):
+    """A dry-run summary.json as the dry-run writes it when no checkpoint was scored: ``"after": null``."""
+    summary = tmp / "summary.json"
+    summary.write_text(json.dumps({"verdict": "no-checkpoint", "exit_code": 5, "before": {"mmlu": 0.5},
+                                   "after": None}))
+    return ["check", str(tmp), "--min-final", "0.5"], {"tmp": tmp}
+
+
+def check_evaluation_not_finished(tmp: Path):
+    """An evaluation folder a killed ``evaluate`` left: the resume journal, no evaluation_results.jsonl."""
+    out = tmp / "out"
+    write_jsonl(out / ".partial" / "0123456789abcdef" / "forget.jsonl", [{"i": 0}])
+    return ["check", str(out), "--min-final", "0.5"], {"tmp": tmp, "out": out}
+
+
 def pack_not_py(tmp: Path):
     return ["pack", "--out", str(tmp / "submission.txt")], {"tmp": tmp}
 
@@ -466,6 +481,16 @@ CASES: list[FaultCase] = [
     FaultCase("check-unknown-threshold", "the thresholds file has a key check does not know", "unlearn-eval", 2,
               "error: <thresholds>: unknown key(s) min_speed (known: min_final, min_task_aggregate, min_mia, "
               "min_mmlu, gate)", BAD_INPUT, check_unknown_threshold, subcommand="check"),
+    FaultCase("check-dry-run-not-scored", "check is given a dry-run whose submission left nothing scored",
+              "unlearn-eval", 3, "error: <tmp>/summary.json: the run did not finish: dry-run verdict no-checkpoint, "
+              "no after scores (no checkpoint was scored)",
+              "nothing written; no after scores to hold to the thresholds: fix the submission and dry-run again",
+              check_dry_run_not_scored, subcommand="check"),
+    FaultCase("check-evaluation-not-finished", "check is given the folder of a killed evaluate (journal, no results)",
+              "unlearn-eval", 3, "error: <out>: the run did not finish: no evaluation_results.jsonl, only the resume "
+              "journal .partial/ of a killed evaluate (the same evaluate command finishes it)",
+              "nothing written; rerun the same evaluate command (it resumes from the journal), then check",
+              check_evaluation_not_finished, subcommand="check"),
     FaultCase("pack-not-py", "pack --out does not end in .py", "unlearn-eval", 2,
               "error: <tmp>/submission.txt: the packed file must end in .py", BAD_INPUT, pack_not_py,
               subcommand="pack"),

@@ -29,8 +29,9 @@ the real command line), and `tests/test_faults.py` fails when this table differs
 Exit codes of `unlearn-eval` and `unlearn`: **0** done; **1** the machine failed, not the input (disk full,
 permission denied, I/O error; the path is named, nothing is left half-written; `check`: a threshold
 fails); **2** bad input (nothing written); **3-8** `dry-run`: what the submission did (its verdict);
-**130** Ctrl-C and **143** SIGTERM (`unlearn-eval evaluate` keeps every finished row in
-`--out/.partial/<key>/` and the same command resumes from them). A SIGKILL leaves the same journal.
+`check` **3**: the run did not finish (no after scores to check); **130** Ctrl-C and **143** SIGTERM
+(`unlearn-eval evaluate` keeps every finished row in `--out/.partial/<key>/` and the same command
+resumes from them). A SIGKILL leaves the same journal.
 The message is the one line on stderr (`error: ...`); for a `dry-run` verdict it is the problem line
 printed under the verdict (`- <verdict>: ...`) and kept in `summary.json`. In a message, `<name>`
 stands for a path (`<data>` the --data folder, `<ckpt>` the checkpoint, `<out>` --out, `<tmp>` the

@@ -1,5 +1,6 @@
-"""``unlearn-eval check``: exit 0 when every threshold passes, 1 when one fails, 2 on bad input; the
-thresholds file (TOML) and the committed ``ci/thresholds.toml``."""
+"""``unlearn-eval check``: exit 0 when every threshold passes, 1 when one fails, 2 on bad input, 3 when the run
+did not finish (no after scores); the ``--json`` form; the thresholds file (TOML) and the committed
+``ci/thresholds.toml``."""
 
 from __future__ import annotations
 
@@ -32,13 +33,15 @@ def write_results(folder: Path, **figures) -> Path:
     return path
 
 
-def write_summary(folder: Path, verdict="ok", before_mmlu=1.0, **figures) -> Path:
-    """The parts of a dry-run summary.json that check reads."""
+def write_summary(folder: Path, verdict="ok", before_mmlu=1.0, scored=True, **figures) -> Path:
+    """The parts of a dry-run summary.json that check reads (``scored=False``: ``"after": null``, as the
+    dry-run writes it when no checkpoint was scored)."""
     after = results_dict(**figures)
     summary = {"verdict": verdict, "exit_code": 0,
                "before": {"final": 0.333, "task_aggregate": 0.0, "mia_score": 0.0, "mmlu": before_mmlu},
                "after": {"final": after["aggregate-score"], "task_aggregate": after["harmonic-mean-task-aggregate"],
-                         "mia_score": after["mia_final_score"], "mmlu": after["mmlu_average"], "results": after}}
+                         "mia_score": after["mia_final_score"], "mmlu": after["mmlu_average"], "results": after}
+               if scored else None}
     path = folder / "summary.json"
     path.write_text(json.dumps(summary, indent=2))
     return path
@@ -115,6 +118,64 @@ def test_summary_gates_and_verdict(tmp_path):
     write_summary(tmp_path, verdict="timeout")
     timed_out = check(tmp_path, "--min-final", 0.1)
     assert timed_out.exit_code == 1 and "FAIL  dry-run completed" in timed_out.output
+
+
+def test_run_not_finished_exits_3(tmp_path):
+    """No after scores: a dry-run summary.json whose submission left nothing scored, or an evaluation folder
+    with the resume journal of a killed run and no results file. One error line, nothing on stdout."""
+    for verdict in ("timeout", "raised", "no-checkpoint", "unloadable"):
+        summary = write_summary(tmp_path, verdict=verdict, scored=False)
+        for given in (tmp_path, summary):
+            result = check(given, "--thresholds", PROJECT / "ci" / "thresholds.toml")
+            assert result.exit_code == 3, result.output
+            assert result.stdout == "" and result.stderr == (
+                f"error: {summary}: the run did not finish: dry-run verdict {verdict}, no after scores "
+                "(no checkpoint was scored)\n")
+        assert check(tmp_path).exit_code == 3  # a summary needs no threshold: its verdict is checked
+    report = json.loads(check(tmp_path, "--min-final", 0.5, "--json").stdout)
+    assert report["exit_code"] == 3 and not report["passed"] and "did not finish" in report["not_finished"]
+    assert [(c["name"], c["value"], c["passed"]) for c in report["checks"]] == [
+        ("dry-run completed", "unloadable", False), ("final", None, False)]
+
+    run = tmp_path / "eval"
+    (run / ".partial" / "0123456789abcdef").mkdir(parents=True)
+    (run / ".partial" / "0123456789abcdef" / "forget.jsonl").write_text('{"i": 0}\n')
+    for given in (run, run / "evaluation_results.jsonl"):
+        result = check(given, "--min-final", 0.5)
+        assert result.exit_code == 3 and result.stdout == ""
+        assert result.stderr.startswith(f"error: {run}: the run did not finish: no evaluation_results.jsonl, "
+                                        "only the resume journal .partial/")
+    as_json = check(run, "--min-final", 0.5, "--json")
+    assert as_json.exit_code == 3 and json.loads(as_json.stdout)["exit_code"] == 3
+    assert check(run).exit_code == 2  # bad input first: nothing to check
+    assert check(run, "--gate", "relative").exit_code == 2  # the relative gate needs a summary.json
+    write_results(run)  # the run finished: its results count, the journal left beside them does not
+    assert check(run, "--min-final", 0.5).exit_code == 0
+    assert check(tmp_path / "nowhere", "--min-final", 0.5).exit_code == 2  # no journal: a missing file
+
+
+def test_json_lists_value_limit_margin_and_exit_code(tmp_path):
+    results = write_results(tmp_path, final=0.62, mmlu=0.5)
+    result = check(results, "--min-final", 0.6, "--min-mmlu", 0.55, "--gate", "absolute", "--json")
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert report["exit_code"] == 1 and report["passed"] is False and report["not_finished"] is None
+    checks = {c["name"]: c for c in report["checks"]}
+    assert list(checks) == ["final", "MMLU average", "MMLU gate absolute"]
+    assert checks["final"]["value"] == 0.62 and checks["final"]["limit"] == 0.6 and checks["final"]["passed"]
+    assert checks["final"]["margin"] == pytest.approx(0.02)
+    assert checks["MMLU average"]["margin"] == pytest.approx(-0.05) and not checks["MMLU average"]["passed"]
+    assert checks["MMLU gate absolute"]["limit"] == 0.371 and checks["MMLU gate absolute"]["margin"] == pytest.approx(0.129)
+    passing = json.loads(check(results, "--min-final", 0.6, "--json").stdout)
+    assert passing["exit_code"] == 0 and passing["passed"] is True
+    write_summary(tmp_path, verdict="ok")
+    completed = json.loads(check(tmp_path, "--json").stdout)["checks"][0]
+    assert completed["name"] == "dry-run completed" and completed["margin"] is None and completed["passed"]
+    missing = results_dict()
+    del missing["mia_final_score"]
+    results.write_text(json.dumps(missing))
+    absent = json.loads(check(results, "--min-mia", 0.1, "--json").stdout)
+    assert absent["exit_code"] == 1 and absent["checks"][0]["value"] is None and absent["checks"][0]["margin"] is None
 
 
 def test_thresholds_file_and_options(tmp_path):

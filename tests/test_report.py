@@ -14,7 +14,9 @@ import pytest
 from click.testing import CliRunner
 
 from evaluator.cli import main
-from evaluator.report import (leaderboard_placement, leaderboard_rank, load_leaderboard, term_drag, write_report)
+from evaluator.errors import InputError
+from evaluator.leaderboard import find_leaderboard, load_leaderboard, normalize, placement
+from evaluator.report import leaderboard_placement, leaderboard_rank, term_drag, write_report
 
 GOLDEN = Path(__file__).resolve().parents[1].parent / "shared" / "golden"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -106,7 +108,7 @@ def test_golden_report_with_baseline(tmp_path):
     assert payload["result"]["resamples"] == 1000 and "baseline" in payload
     lo, hi = payload["result"]["scores"]["task_aggregate"]["low"], payload["result"]["scores"]["task_aggregate"]["high"]
     assert lo <= 0.28896103000086865 <= hi
-    board, source = load_leaderboard()
+    board, source = find_leaderboard()
     assert board is not None and "leaderboard.json" in source
     assert "Source: " in text and "would rank" in text
     assert re.search(r"\d+ of \d+ completions still recall at least 50% of the expected text", text)
@@ -161,6 +163,55 @@ def test_term_drag_and_leaderboard_placement():
     assert seven["rank"] == 2 and seven["rank_range"] == (1, 4) and "would not have ranked" in seven["note"]
     assert seven["above"]["team"] == "a" and seven["below"]["final"] == 0.4
     assert rows["1B"]["rank"] == 1 and rows["1B"]["note"] == ""
+
+
+def test_report_places_on_the_packaged_leaderboard(tmp_path):
+    """The packaged evaluator/resources/leaderboard.json (schema with "boards") fills the report's leaderboard
+    section: its rows name the teams and finals around the run's final on the 7B and 1B boards."""
+    board, source = find_leaderboard()
+    assert source == "package data evaluator/resources/leaderboard.json" and "boards" in board
+    files = write_report(write_synthetic_folder(tmp_path / "run"), tmp_path / "r", bootstrap=50)
+    markdown = files.markdown.read_text(encoding="utf-8")
+    section = markdown[markdown.index("## Where this would place on the published leaderboards"):].split("\n## ")[0]
+    assert "Source: package data evaluator/resources/leaderboard.json." in section
+    rows = [line for line in section.splitlines() if line.startswith("| 7B") or line.startswith("| 1B")]
+    assert len(rows) == 2, section
+    seven = rows[0]
+    assert seven.split(" | ")[1] == str(len(board["boards"]["7b"]["rows"]))  # teams on the board
+    assert "AILS-NTUA 0.706" in seven  # the best 7B team and its final, a neighbour of this run's final
+    assert re.search(r"[A-Za-z][^|/]* 0\.\d{3} / [A-Za-z][^|]* 0\.\d{3}", rows[1]), rows[1]  # 1B neighbours
+    assert "report_leaderboard.png" in section
+    html_text = files.html.read_text(encoding="utf-8")
+    assert "AILS-NTUA 0.706" in html_text and "would rank" in html_text
+
+
+def test_placement_on_the_packaged_leaderboard(tmp_path):
+    board = load_leaderboard()
+    assert set(board["boards"]) == {"7b", "7b_below_gate", "1b", "7b_baselines"}
+    assert board["mmlu_gate_7b"] == 0.371 and board["boards"]["7b"]["gated"]
+    top = placement(0.75, 0.5)  # the packaged file by default
+    assert top["7b"]["rank"] == 1 and top["7b"]["ahead_of"]["team"] == "AILS-NTUA"
+    assert top["1b"]["rank"] == 1 and top["7b_baselines_beaten"] == top["7b_baselines"] == 4
+    assert placement(0.5, 0.3, board)["7b"]["rank"] is None  # below the 7B gate: not ranked there
+    middle = placement(0.48, 0.45, board)  # between ZJUKLAB 0.487 and ch3 0.47 on the 7B board
+    assert middle["7b"]["rank"] == 3 and middle["7b"]["behind"]["team"] == "ZJUKLAB"
+    assert placement(None, 0.5, board) == {"note": "no final score to place"}
+    # the same figures in the ../shared/golden/leaderboard.json schema load into the same boards
+    golden = {"source": "test", "mmlu_gate_7b": 0.371,
+              **{key: board["boards"][name]["rows"] for name, key in
+                 (("7b", "7b_ranked"), ("7b_below_gate", "7b_below_mmlu_gate"), ("1b", "1b"),
+                  ("7b_baselines", "7b_organizer_baselines"))}}
+    path = tmp_path / "leaderboard.json"
+    path.write_text(json.dumps(golden))
+    converted = load_leaderboard(path)
+    assert {k: v["rows"] for k, v in converted["boards"].items()} == {k: v["rows"] for k, v in board["boards"].items()}
+    assert {k: v["gated"] for k, v in converted["boards"].items()} == {k: v["gated"] for k, v in board["boards"].items()}
+    assert placement(0.48, 0.45, converted) == middle and normalize(board) is board
+    path.write_text(json.dumps({"hello": 1}))
+    with pytest.raises(InputError, match="neither 'boards'"):
+        load_leaderboard(path)
+    with pytest.raises(InputError, match="file not found"):
+        load_leaderboard(tmp_path / "absent.json")
 
 
 def test_cli_report_compare_and_evaluate_flags(tmp_path):
