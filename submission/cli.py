@@ -18,6 +18,7 @@ from .train import DEFAULT_METHOD, unlearn
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="lume-unlearning", prog_name="unlearn")
 @click.argument("model", type=click.Path())
 @click.argument("out", type=click.Path())
 @click.argument("forget", type=click.Path())
