@@ -26,7 +26,7 @@ GOLDEN = ROOT.parent / "shared" / "golden" / "official"
 def full_size_values():
     import numpy as np
 
-    from evaluator.bootstrap import RowValues
+    from evaluator.analysis.bootstrap import RowValues
 
     rng = np.random.default_rng(0)
     strata = {}
@@ -42,7 +42,7 @@ def full_size_values():
 
 
 def main(argv=None) -> int:
-    from evaluator.bootstrap import RowValues, bootstrap
+    from evaluator.analysis.bootstrap import RowValues, bootstrap
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="*", type=Path)
@@ -56,7 +56,8 @@ def main(argv=None) -> int:
     if not folders and not args.full_size:
         print(f"nothing to time: no folder given and no golden results at {GOLDEN} (try --full-size)")
         return 2
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; {args.resamples} resamples, seed {args.seed}")
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; {args.resamples} resamples, "
+          f"seed {args.seed}")
     status = 0
     jobs = [(str(f), lambda f=f: RowValues.from_directory(f)) for f in folders]
     if args.full_size:

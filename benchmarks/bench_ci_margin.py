@@ -65,7 +65,8 @@ def run_one(path: str, seed: int, out: Path, cache: Path) -> dict:
                           cwd=ROOT, env=env, capture_output=True, text=True)
     summary_file = out / "summary.json"
     if not summary_file.is_file():
-        raise SystemExit(f"{path} seed {seed}: dry-run wrote no summary (exit {done.returncode}):\n{done.stderr[-3000:]}")
+        raise SystemExit(f"{path} seed {seed}: dry-run wrote no summary (exit {done.returncode}):\n"
+                         f"{done.stderr[-3000:]}")
     summary = json.loads(summary_file.read_text())
     after, before = summary["after"] or {}, summary["before"] or {}
     relative = next(g for g in summary["gates"]["gates"] if g["gate"] == "relative")
@@ -91,7 +92,7 @@ def margins(runs: list[dict], thresholds: dict) -> list[tuple[str, float, float,
             rows.append((key, low, thresholds[key], low - thresholds[key]))
     gates = thresholds.get("gate", [])
     if "absolute" in gates:
-        from evaluator.scoring import MMLU_GATE_7B
+        from evaluator.core.gate import MMLU_GATE_7B
 
         low = min(r["mmlu"] for r in runs)
         rows.append(("gate absolute (MMLU)", low, MMLU_GATE_7B, low - MMLU_GATE_7B))
@@ -103,7 +104,7 @@ def margins(runs: list[dict], thresholds: dict) -> list[tuple[str, float, float,
 
 
 def main(argv=None) -> int:
-    from evaluator.machine import cpu_identity, describe
+    from evaluator.core.machine import cpu_identity, describe
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])

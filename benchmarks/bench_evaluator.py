@@ -22,8 +22,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from evaluator.data import load_mia, load_sets  # noqa: E402
-from evaluator.engine import MODES, Engine, load_model  # noqa: E402
+from evaluator.core.data import load_mia, load_sets  # noqa: E402
+from evaluator.model.engine import MODES, Engine, load_model  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 

@@ -52,8 +52,8 @@ def main(argv=None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
-    from evaluator import mmlu
-    from evaluator.engine import load_model
+    from evaluator.model import mmlu
+    from evaluator.model.engine import load_model
 
     if args.threads:
         torch.set_num_threads(args.threads)

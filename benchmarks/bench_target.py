@@ -29,7 +29,8 @@ def _sha256(path: Path) -> str:
 
 
 def main(argv=None) -> int:
-    from evaluator.target import TargetCheckFailed, TargetSettings, build_hash, build_target, default_cache_dir
+    from evaluator.harness.cache import default_cache_dir
+    from evaluator.harness.target import TargetCheckFailed, TargetSettings, build_hash, build_target
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(ROOT / "data_stub"))

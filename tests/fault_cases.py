@@ -40,7 +40,7 @@ Setup = Callable[[Path], tuple[list[str], dict[str, Path]]]
 class FaultCase:
     name: str
     when: str  # "What happens when ..."
-    program: str  # "unlearn-eval" (evaluator/cli.py) or "unlearn" (submission/cli.py)
+    program: str  # "unlearn-eval" (evaluator/cli/) or "unlearn" (submission/cli.py)
     exit_code: int
     # The one stderr line ("error: ..."); for a dry-run verdict (exit 3-8) the first problem, printed as
     # "  - <verdict>: <message>" under the verdict and kept in summary.json. "<name>" a path of the case,

@@ -150,7 +150,7 @@ def test_hf_layout_needs_a_split(tmp_path, checkpoint):
 
 
 def test_loader_accepts_every_layout(tmp_path, data_dir):
-    from evaluator.data import load_sets, load_split
+    from evaluator.core.data import load_sets, load_split
 
     by_dir = load_sets(data_dir)
     assert by_dir["forget"]["id"].tolist() == [r["id"] for r in GOOD_ROWS]
@@ -168,7 +168,7 @@ def test_loader_accepts_every_layout(tmp_path, data_dir):
 
 
 def test_public_release_loads(shared):
-    from evaluator.data import load_mia, load_sets
+    from evaluator.core.data import load_mia, load_sets
 
     sets = load_sets(shared / "data" / "semeval25", "train")
     assert len(sets["forget"]) > 100 and len(sets["retain"]) > 100

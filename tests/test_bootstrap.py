@@ -1,4 +1,5 @@
-"""Bootstrap intervals (evaluator/bootstrap.py) and the comparison of two folders (evaluator/compare.py)."""
+"""Bootstrap intervals (evaluator/analysis/bootstrap.py) and the comparison of two folders
+(evaluator/analysis/compare.py)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from evaluator import scoring
-from evaluator.bootstrap import (RowValues, auc_from_ranks, bootstrap, harmonic_mean_rows, point_estimates)
-from evaluator.compare import compare_values, format_comparison
-from evaluator.results import EvaluationResult
+from evaluator.core import scoring
+from evaluator.analysis.bootstrap import RowValues, bootstrap, harmonic_mean_rows, point_estimates
+from evaluator.core.mia_stats import auc_from_ranks
+from evaluator.analysis.compare import compare_values, format_comparison
+from evaluator.core.results import EvaluationResult
 
 GOLDEN = Path(__file__).resolve().parents[1].parent / "shared" / "golden"
 TASKS = ("Task1", "Task2", "Task3")
@@ -139,7 +141,8 @@ def test_compare_paired_verdicts():
     assert all(m.verdict in ("same", "-") for m in same.metrics)
     assert "no difference" in same.verdict
     # B: every retain value up, every forget value down (same rows, so the bootstrap is paired)
-    b = RowValues({k: (ids, np.clip(v + (0.15 if k[0] == "retain" else -0.15), 0, 1)) for k, (ids, v) in a.strata.items()},
+    b = RowValues({k: (ids, np.clip(v + (0.15 if k[0] == "retain" else -0.15), 0, 1))
+                   for k, (ids, v) in a.strata.items()},
                   a.mia, {}, None, 0.45)
     better = compare_values(a, b, n=300, seed=0)
     by_name = {m.name: m for m in better.metrics}

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from evaluator.check import read_thresholds
+from evaluator.harness.check import read_thresholds
 from evaluator.cli import main
-from evaluator.errors import InputError
+from evaluator.core.errors import InputError
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -165,7 +165,8 @@ def test_json_lists_value_limit_margin_and_exit_code(tmp_path):
     assert checks["final"]["value"] == 0.62 and checks["final"]["limit"] == 0.6 and checks["final"]["passed"]
     assert checks["final"]["margin"] == pytest.approx(0.02)
     assert checks["MMLU average"]["margin"] == pytest.approx(-0.05) and not checks["MMLU average"]["passed"]
-    assert checks["MMLU gate absolute"]["limit"] == 0.371 and checks["MMLU gate absolute"]["margin"] == pytest.approx(0.129)
+    absolute = checks["MMLU gate absolute"]
+    assert absolute["limit"] == 0.371 and absolute["margin"] == pytest.approx(0.129)
     passing = json.loads(check(results, "--min-final", 0.6, "--json").stdout)
     assert passing["exit_code"] == 0 and passing["passed"] is True
     write_summary(tmp_path, verdict="ok")
@@ -193,7 +194,7 @@ def test_committed_thresholds_file():
     assert thresholds["gate"] == ["absolute", "relative"]
     assert all(0 <= thresholds[k] <= 1 for k in thresholds if k != "gate")
     with pytest.raises(InputError):
-        from evaluator.check import validate_thresholds
+        from evaluator.harness.check import validate_thresholds
 
         validate_thresholds({"min_mia": True}, "test")  # a boolean is not a threshold
 

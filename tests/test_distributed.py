@@ -26,9 +26,9 @@ def test_two_processes_equal_one(golden, tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     single, double = tmp_path / "one", tmp_path / "two"
     subprocess.run([sys.executable, *evaluate_command(golden, single)], check=True, env=env, capture_output=True)
-    launched = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--multi_gpu",
-                               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-                               *evaluate_command(golden, double)], env=env, capture_output=True, text=True)
+    launched = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2",
+                               "--multi_gpu", "--num_machines", "1", "--mixed_precision", "no",
+                               "--dynamo_backend", "no", *evaluate_command(golden, double)], env=env, capture_output=True, text=True)
     assert launched.returncode == 0, launched.stderr[-3000:]
     assert launched.stdout.count("wrote ") == 1, "only the main process writes and reports"
     for name in FILES:

@@ -16,7 +16,8 @@ import pytest
 from click.testing import CliRunner
 
 from evaluator.cli import main
-from evaluator.dryrun import (EXIT_CODES, DryRunSettings, dry_run, load_leaderboard, placement,
+from evaluator.core.leaderboard import load_leaderboard, placement
+from evaluator.harness.dryrun import (EXIT_CODES, DryRunSettings, dry_run,
                               scaled_time_limit)
 from fault_cases import CASES_BY_NAME, holds_message
 
@@ -27,7 +28,7 @@ SHARED = PROJECT.parent / "shared"
 
 @pytest.fixture(scope="module")
 def target() -> Path:
-    from evaluator.target import build_target
+    from evaluator.harness.target import build_target
 
     return build_target(STUB, progress=False, log=lambda line: None).path
 
@@ -266,7 +267,8 @@ def unlearn(model_in, model_out, forget, retain):
 
 def test_bad_input(tmp_path, target):
     runner = CliRunner()
-    result = runner.invoke(main, ["dry-run", "--submission", str(tmp_path / "missing.py"), "--out", str(tmp_path / "d")])
+    result = runner.invoke(main, ["dry-run", "--submission", str(tmp_path / "missing.py"),
+                                  "--out", str(tmp_path / "d")])
     assert result.exit_code == 2 and "submission file not found" in result.output
     result = runner.invoke(main, ["dry-run", "--submission", "no_such_module_anywhere", "--out", str(tmp_path / "d")])
     assert result.exit_code == 2 and "neither a .py file nor an importable module" in result.output
@@ -317,8 +319,8 @@ def test_leaderboard_facts_match_shared():
 def test_rows_handed_over_are_the_stub_split(tmp_path):
     import pandas as pd
 
-    from evaluator.data import load_split
-    from evaluator.dryrun import lay_out_inputs
+    from evaluator.core.data import load_split
+    from evaluator.harness.dryrun import lay_out_inputs
 
     paths = lay_out_inputs(STUB, "train", tmp_path)
     for name in ("forget", "retain"):

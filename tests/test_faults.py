@@ -162,7 +162,7 @@ def test_tokenizer_without_pad_token_runs_with_pad_eos(tmp_path):
     needs_golden()
     from transformers import AutoTokenizer
 
-    from evaluator.engine import load_tokenizer
+    from evaluator.model.engine import load_tokenizer
 
     ckpt = copy_target(tmp_path)
     _edit_tokenizer_config(ckpt, "pad_token")
@@ -230,7 +230,7 @@ def test_disk_full_while_writing_results(name, failing_write, uninterrupted, tmp
     journal = list(out.glob(".partial/*/*.jsonl"))
     assert sum(len(p.read_text().splitlines()) for p in journal) == 6, "every finished row is kept"
 
-    import evaluator.engine as engine
+    import evaluator.model.engine as engine
 
     def no_model_run(*args, **kwargs):
         raise AssertionError("a journaled row was computed again")
@@ -270,7 +270,7 @@ def test_sigterm_during_evaluation(tmp_path):
 def test_disk_full_while_journaling(uninterrupted, tmp_path, monkeypatch):
     """The third journal line is cut off half-way by ENOSPC: one line naming the journal, exit 1; the rerun
     drops the torn line, recomputes only the rows not kept, and writes the uninterrupted run's files."""
-    import evaluator.journal as journal_module
+    import evaluator.model.journal as journal_module
 
     data, reference = uninterrupted
     out = tmp_path / "out"

@@ -1,7 +1,7 @@
 """The evaluator against what the organizers' own script wrote (../shared/golden, SPEC section 6).
 
 The golden files exist once per machine kind (``golden/<folder>/machine.json`` says which CPU made them).
-Official mode must reproduce the folder made on a machine of this kind exactly (``evaluator.machine
+Official mode must reproduce the folder made on a machine of this kind exactly (``evaluator.core.machine
 .golden_folder_for``: vendor, CPU family/model, torch kernel path, bfloat16 flags; never the kernel-path label
 alone). Where no folder matches, bfloat16 rounds differently (SPEC 6): the exactness test skips, naming this
 machine, the kinds there are and the agreement measured here, and a separate test holds agreement bars
@@ -20,10 +20,11 @@ import pytest
 from click.testing import CliRunner
 
 from evaluator.cli import main
-from evaluator.evaluate import EvaluationSettings, evaluate, score_directory
-from evaluator.machine import cpu_identity, describe, golden_folder_for, nearest_golden_folder
-from evaluator.results import EvaluationResult
-from evaluator.scoring import final_score
+from evaluator.core.tables import score_directory
+from evaluator.model.evaluate import EvaluationSettings, evaluate
+from evaluator.core.machine import cpu_identity, describe, golden_folder_for, nearest_golden_folder
+from evaluator.core.results import EvaluationResult
+from evaluator.core.scoring import final_score
 
 MODELS = ("target", "unlearned")
 SPLIT_FILES = ("forget_0.csv", "retain_0.csv")

@@ -1,4 +1,4 @@
-"""evaluator.machine: which golden folder a machine may be held to (SPEC 6), with synthetic machines and
+"""evaluator.core.machine: which golden folder a machine may be held to (SPEC 6), with synthetic machines and
 machine.json files written here (no ../shared needed), plus one check of the real golden folders."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from evaluator import machine
-from evaluator.machine import cpu_identity, describe, golden_folder_for, matches, nearest_golden_folder
+from evaluator.core import machine
+from evaluator.core.machine import cpu_identity, describe, golden_folder_for, matches, nearest_golden_folder
 
 # As the two golden folders record them (golden/official: only the vendor and the kernel path).
 EPYC_RECORDED = {"vendor_id": "AuthenticAMD", "model_name": "AMD EPYC (exact model not recorded)", "cpu_family": None,
@@ -158,10 +158,10 @@ def test_this_machine_and_its_hardware_key():
 
 
 def test_module_is_torch_free_at_import_and_runs_as_a_command():
-    check = subprocess.run([sys.executable, "-c", "import sys, evaluator.machine; print('torch' in sys.modules)"],
+    check = subprocess.run([sys.executable, "-c", "import sys, evaluator.core.machine; print('torch' in sys.modules)"],
                            capture_output=True, text=True, check=True)
     assert check.stdout.strip() == "False"
-    out = subprocess.run([sys.executable, "-m", "evaluator.machine"], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-m", "evaluator.core.machine"], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == f"machine: {describe(cpu_identity())}"
 
 
@@ -169,8 +169,8 @@ def test_journal_and_dry_run_cache_keys_change_with_the_machine(tmp_path, monkey
     """A journal or a cached before-score made on another CPU (same kernel-path label) is never reused."""
     import pandas as pd
 
-    from evaluator.dryrun import DryRunSettings, _scoring_key
-    from evaluator.journal import run_description, run_key
+    from evaluator.harness.dryrun import DryRunSettings, _scoring_key
+    from evaluator.model.journal import run_description, run_key
 
     ckpt = tmp_path / "ckpt"
     ckpt.mkdir()
@@ -185,8 +185,8 @@ def test_journal_and_dry_run_cache_keys_change_with_the_machine(tmp_path, monkey
         key = {"cpu": hardware["torch_cpu_capability"], "vendor_id": hardware["vendor_id"],
                "cpu_family": hardware["cpu_family"], "model": hardware["model"],
                "bf16_flags": hardware["bf16_flags"], "cuda": None}
-        monkeypatch.setattr("evaluator.journal.hardware_key", lambda key=key: key)
-        monkeypatch.setattr("evaluator.machine.hardware_key", lambda key=key: key)
+        monkeypatch.setattr("evaluator.model.journal.hardware_key", lambda key=key: key)
+        monkeypatch.setattr("evaluator.harness.dryrun.hardware_key", lambda key=key: key)
         description = run_description(ckpt, sets, None, {"mode": "official"})
         assert description["hardware"] == key
         keys[name] = (run_key(description), _scoring_key({"m": "0"}, data, "train", DryRunSettings()))

@@ -1,4 +1,4 @@
-"""Extra MIA attacks (evaluator/mia_extra.py): statistics by hand, the batched pass on a fake model, the
+"""Extra MIA attacks (evaluator/model/mia_extra.py): statistics by hand, the batched pass on a fake model, the
 golden model's losses."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evaluator.mia_extra import (TokenStats, document_statistics, extra_aucs, statistics_table, token_statistics)
+from evaluator.core.mia_stats import TokenStats, document_statistics, extra_aucs, statistics_table
+from evaluator.model.mia_extra import token_statistics
 
 GOLDEN = Path(__file__).resolve().parents[1].parent / "shared" / "golden"
 
@@ -107,9 +108,9 @@ def test_token_statistics_on_a_fake_model_batched_and_padded():
 def test_golden_losses_match_the_official_mia_losses():
     if not GOLDEN.is_dir():
         pytest.skip(f"needs the golden files at {GOLDEN} (../shared beside the project); absent here")
-    from evaluator.data import load_mia
-    from evaluator.engine import load_model
-    from evaluator.mia_extra import mia_extra_table
+    from evaluator.core.data import load_mia
+    from evaluator.model.engine import load_model
+    from evaluator.model.mia_extra import mia_extra_table
 
     documents = load_mia(GOLDEN / "mia")
     documents = {name: table.head(4) for name, table in documents.items()}

@@ -15,9 +15,10 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from evaluator import mmlu
+from evaluator.model import mmlu
 from evaluator.cli import main
-from evaluator.errors import InputError
+from evaluator.core.errors import InputError
+from evaluator.core.gate import utility_gate
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 GOLDEN = SHARED / "golden"
@@ -109,12 +110,12 @@ def test_prediction_is_the_first_argmax_and_table_layout():
 
 
 def test_gate_absolute_relative_and_none():
-    both = mmlu.utility_gate(0.40, 0.371, reference_average=0.56)
+    both = utility_gate(0.40, 0.371, reference_average=0.56)
     assert [g["gate"] for g in both["gates"]] == ["absolute", "relative"]
     assert both["gates"][1]["threshold"] == pytest.approx(0.42) and both["passed"] is False
-    assert mmlu.utility_gate(0.40)["passed"] is True
-    assert mmlu.utility_gate(None)["passed"] is None
-    assert mmlu.utility_gate(0.3, None)["gates"] == []
+    assert utility_gate(0.40)["passed"] is True
+    assert utility_gate(None)["passed"] is None
+    assert utility_gate(0.3, None)["gates"] == []
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -155,7 +156,7 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def golden_model(one_thread):
-    from evaluator.engine import load_model
+    from evaluator.model.engine import load_model
 
     return load_model(GOLDEN / "target", "float32")
 

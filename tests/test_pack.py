@@ -21,8 +21,8 @@ import pytest
 from click.testing import CliRunner
 
 from evaluator.cli import main
-from evaluator.errors import InputError
-from evaluator.pack import pack, render
+from evaluator.core.errors import InputError
+from evaluator.harness.pack import pack, render
 
 PROJECT = Path(__file__).resolve().parents[1]
 STUB = PROJECT / "data_stub"
@@ -31,7 +31,7 @@ PROJECT_PACKAGES = ("submission", "evaluator")
 
 @pytest.fixture(scope="module")
 def target() -> Path:
-    from evaluator.target import build_target
+    from evaluator.harness.target import build_target
 
     return build_target(STUB, progress=False, log=lambda line: None).path
 
@@ -85,7 +85,7 @@ def test_packed_file_is_self_contained(packed):
 
 
 def test_packed_file_runs_where_the_project_is_not_importable(packed, target, tmp_path):
-    from evaluator.dryrun import lay_out_inputs
+    from evaluator.harness.dryrun import lay_out_inputs
 
     inputs = lay_out_inputs(STUB, "train", tmp_path / "inputs")
     out = tmp_path / "model_out"
@@ -114,7 +114,7 @@ def test_packed_file_runs_where_the_project_is_not_importable(packed, target, tm
 
 
 def test_dry_run_of_packed_file_scores_as_the_package(packed, target, tmp_path):
-    from evaluator.dryrun import DryRunSettings, dry_run
+    from evaluator.harness.dryrun import DryRunSettings, dry_run
 
     # A short run, the same for both; save_initial off: the saved checkpoint is a trained one.
     quick = {"max_steps": 4, "evaluations": 2, "seed": 0, "save_initial": False}

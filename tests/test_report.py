@@ -1,4 +1,4 @@
-"""The report (evaluator/report.py) and the `report`/`compare` commands: golden folders, a synthetic folder
+"""The report (evaluator/analysis/report.py) and the `report`/`compare` commands: golden folders, a synthetic folder
 with every optional input, escaping, and rendering in headless Chromium."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import pytest
 from click.testing import CliRunner
 
 from evaluator.cli import main
-from evaluator.errors import InputError
-from evaluator.leaderboard import find_leaderboard, load_leaderboard, normalize, placement
-from evaluator.report import leaderboard_placement, leaderboard_rank, term_drag, write_report
+from evaluator.core.errors import InputError
+from evaluator.core.leaderboard import find_leaderboard, load_leaderboard, normalize, placement
+from evaluator.analysis.report import leaderboard_placement, leaderboard_rank, term_drag, write_report
 
 GOLDEN = Path(__file__).resolve().parents[1].parent / "shared" / "golden"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -205,7 +205,8 @@ def test_placement_on_the_packaged_leaderboard(tmp_path):
     path.write_text(json.dumps(golden))
     converted = load_leaderboard(path)
     assert {k: v["rows"] for k, v in converted["boards"].items()} == {k: v["rows"] for k, v in board["boards"].items()}
-    assert {k: v["gated"] for k, v in converted["boards"].items()} == {k: v["gated"] for k, v in board["boards"].items()}
+    gated = {k: v["gated"] for k, v in board["boards"].items()}
+    assert {k: v["gated"] for k, v in converted["boards"].items()} == gated
     assert placement(0.48, 0.45, converted) == middle and normalize(board) is board
     path.write_text(json.dumps({"hello": 1}))
     with pytest.raises(InputError, match="neither 'boards'"):

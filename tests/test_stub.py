@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from evaluator.cli import main
-from evaluator.data import load_mia, load_sets, read_table, row_kind
-from evaluator.mmlu import load_mmlu
-from evaluator.stub import MMLU_QUESTIONS, MMLU_SUBJECTS, TASKS, generate_stub
+from evaluator.core.data import load_mia, load_sets, read_table, row_kind
+from evaluator.model.mmlu import load_mmlu
+from evaluator.harness.stub import MMLU_QUESTIONS, MMLU_SUBJECTS, TASKS, generate_stub
 
 STUB = Path(__file__).resolve().parents[1] / "data_stub"
 SPLITS = ("train", "validation")
@@ -48,7 +48,8 @@ def test_make_stub_cli_writes_the_same_files(tmp_path):
     result = CliRunner().invoke(main, ["make-stub", "--out", str(tmp_path / "stub")])
     assert result.exit_code == 0, result.output
     assert _files(tmp_path / "stub") == _files(STUB)
-    assert (tmp_path / "stub" / "mia_data" / "member.jsonl").read_bytes() == (STUB / "mia_data" / "member.jsonl").read_bytes()
+    member = Path("mia_data") / "member.jsonl"
+    assert (tmp_path / "stub" / member).read_bytes() == (STUB / member).read_bytes()
 
 
 def test_small():

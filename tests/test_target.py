@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from evaluator import target
+from evaluator.harness import target
 from evaluator.cli import main
-from evaluator.errors import InputError
-from evaluator.target import BUILD_RECORD, TargetCheckFailed, TargetSettings, build_hash, build_target
+from evaluator.core.errors import InputError
+from evaluator.harness.target import BUILD_RECORD, TargetCheckFailed, TargetSettings, build_hash, build_target
 
 STUB = Path(__file__).resolve().parents[1] / "data_stub"
 
@@ -108,8 +108,8 @@ def test_target_is_a_plain_float32_olmo_folder(built):
 @pytest.mark.slow
 def test_target_stops_after_a_memorized_answer_in_official_mode(built):
     """SPEC 2's generation (bfloat16, greedy, no mask): the answer, then eos."""
-    from evaluator.data import load_split, row_kind
-    from evaluator.engine import load_model, official_generate_and_loss
+    from evaluator.core.data import load_split, row_kind
+    from evaluator.model.engine import load_model, official_generate_and_loss
 
     lm = load_model(built.path, "bfloat16")
     rows = load_split(STUB, "forget", "train")
@@ -136,8 +136,8 @@ def test_damaging_the_target_costs_mini_mmlu(built):
     (as over-aggressive unlearning would do) brings it down towards chance."""
     import torch
 
-    from evaluator.engine import load_model
-    from evaluator.mmlu import load_mmlu, run_mmlu
+    from evaluator.model.engine import load_model
+    from evaluator.model.mmlu import load_mmlu, run_mmlu
 
     subjects = load_mmlu(STUB / "mmlu", ntrain=5)
     lm = load_model(built.path, "float32")
@@ -155,7 +155,7 @@ def test_prompt_and_answer_tokenize_apart_as_together(built):
     stub's boundaries (sc output starting with its space, a question ending in "?") the two agree exactly."""
     from transformers import AutoTokenizer
 
-    from evaluator.data import load_sets
+    from evaluator.core.data import load_sets
 
     tokenizer = AutoTokenizer.from_pretrained(built.path)
     for split in ("train", "validation"):

@@ -22,9 +22,14 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
+from accelerate import PartialState
+from accelerate.utils import gather_object
+from safetensors import safe_open
 from tqdm.auto import tqdm
+from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
 
-from .errors import InputError
+from evaluator.core.errors import InputError
+from evaluator.core.modes import DEFAULT_MODE, FAST, OFFICIAL
 
 # Called with (index in the rows given, result) as each row is finished (official mode). ``run_sharded`` maps
 # a shard's indices back to those of all the rows.
@@ -53,8 +58,6 @@ def check_checkpoint(path: str | Path) -> Path:
 
 
 def load_tokenizer(path: str | Path, trust_remote_code: bool = False):
-    from transformers import AutoTokenizer
-
     path = check_checkpoint(path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
@@ -69,8 +72,6 @@ def load_tokenizer(path: str | Path, trust_remote_code: bool = False):
 def broken_weight_file(folder: str | Path) -> str | None:
     """One line naming the first ``*.safetensors`` file under ``folder`` whose header does not read (truncated,
     empty, not safetensors at all), or None. Reads headers only: cheap even for large shards."""
-    from safetensors import safe_open
-
     for file in sorted(Path(folder).glob("*.safetensors")):
         try:
             with safe_open(file, framework="pt"):
@@ -85,8 +86,6 @@ def load_model(path: str | Path, dtype: str = "bfloat16", trust_remote_code: boo
     """SPEC 2: ``AutoModelForCausalLM`` in ``dtype`` (bfloat16 by default), tokenizer from the same folder
     with ``pad_token = eos_token``. ``trust_remote_code`` is off unless asked for (the official script had
     it on; the checkpoints of the challenge load without it)."""
-    from transformers import AutoModelForCausalLM
-
     tokenizer = load_tokenizer(path, trust_remote_code)
     try:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype], trust_remote_code=trust_remote_code)
@@ -107,8 +106,6 @@ def load_model(path: str | Path, dtype: str = "bfloat16", trust_remote_code: boo
 
 def distributed_state():
     """accelerate's process state (one process unless started by ``accelerate launch``)."""
-    from accelerate import PartialState
-
     state = PartialState(cpu=not torch.cuda.is_available())
     if state.num_processes > 1 and state.device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
         # N processes on one CPU share its cores instead of each taking all of them.
@@ -124,8 +121,6 @@ def run_sharded(items: Sequence, work: Callable[[list, RowCallback | None], list
     ``shard_on_row`` with the index in its shard)."""
     if state is None or state.num_processes == 1:
         return work(list(items), on_row)
-    from accelerate.utils import gather_object
-
     indices = list(range(len(items)))
     with state.split_between_processes(indices, apply_padding=False) as mine:
         shard_on_row = None if on_row is None else (lambda j, result: on_row(mine[j], result))
@@ -231,8 +226,6 @@ def batched_generate(lm: LoadedModel, prompts: list[str], max_new_tokens: int, b
     one row without a mask. With a margin above the rounding noise (0.25 is ample for bfloat16 logits of
     the size these models produce) the generations are those of official mode; 0 turns the recheck off.
     """
-    from transformers import LogitsProcessorList
-
     model, tok = lm.model, lm.tokenizer
     device = next(model.parameters()).device
     encoded = [tok(p).input_ids for p in prompts]
@@ -322,8 +315,8 @@ class Mode:
 
 
 MODES: dict[str, Mode] = {
-    "official": Mode(official_generate_and_loss, official_document_loss, batched=False),
-    "fast": Mode(fast_generate_and_loss, fast_document_loss, batched=True),
+    OFFICIAL: Mode(official_generate_and_loss, official_document_loss, batched=False),
+    FAST: Mode(fast_generate_and_loss, fast_document_loss, batched=True),
 }
 
 
@@ -332,7 +325,7 @@ class Engine:
     """A loaded model plus the settings of one evaluation run."""
 
     lm: LoadedModel
-    mode: str = "official"
+    mode: str = DEFAULT_MODE
     max_new_tokens: int = 256
     batch_size: int = 16
     show_progress: bool = True

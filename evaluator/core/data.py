@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import InputError
+from evaluator.core.errors import InputError
 
 SPLITS = ("forget", "retain")
 TASKS = ("Task1", "Task2", "Task3")

@@ -16,14 +16,13 @@ import pandas as pd
 from rouge_score import rouge_scorer
 from sklearn.metrics import auc, roc_curve
 
-from .data import row_kind
+from evaluator.core.data import row_kind
 
 REGURGITATION = "regurgitation-score"
 REGURGITATION_ROUGE1 = "regurgitation-score-rouge-1"
 KNOWLEDGE = "knowledge-score"
 # Per-task columns in the order the official groupby reports them (and the 12 terms use).
 TASK_COLUMNS = (REGURGITATION, KNOWLEDGE)
-MMLU_GATE_7B = 0.371  # SPEC section 3: 75% of the 7B model's MMLU before unlearning
 
 
 @functools.lru_cache(maxsize=1)
@@ -119,7 +118,3 @@ def final_score(task_aggregate_value: float, mmlu_average: float, mia_final_scor
     """SPEC 3: the arithmetic mean of the three, as ``statistics.mean`` computes it."""
     return statistics.mean([task_aggregate_value, mmlu_average, mia_final_score])
 
-
-def passes_mmlu_gate(mmlu_average: float, threshold: float = MMLU_GATE_7B) -> bool:
-    """SPEC 3: the 7B leaderboard only ranked submissions with MMLU at or above the threshold."""
-    return mmlu_average >= threshold

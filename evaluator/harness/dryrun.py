@@ -1,6 +1,6 @@
 """``unlearn-eval dry-run``: run a submission the way the organizers ran it (SPEC section 4), on the stub.
 
-1. Build or reuse the memorizing target (``evaluator.target.build_target``) and copy it into ``--out``:
+1. Build or reuse the memorizing target (``evaluator.harness.target.build_target``) and copy it into ``--out``:
    the submission gets the copy, so a submission that writes into its input cannot spoil the cache.
 2. Lay out the organizers' inputs from the stub's split: ``inputs/forget/{forget.jsonl,forget.parquet}``
    and ``inputs/retain/{retain.jsonl,retain.parquet}`` (rows ``id, input, output, task``).
@@ -14,8 +14,8 @@
 6. Score the checkpoint ("after") -- also after a timeout or a crash when a loadable one is there: after the
    hour the organizers evaluated whatever single checkpoint was in the output folder -- apply both MMLU
    gates (absolute 0.371, relative 75% of the before MMLU) and place the final score on the published
-   leaderboards (``resources/leaderboard.json``, ``evaluator.leaderboard``).
-7. With ``--report``: the HTML and Markdown report (``evaluator.report``) of the after scores, with the before
+   leaderboards (``resources/leaderboard.json``, ``evaluator.core.leaderboard``).
+7. With ``--report``: the HTML and Markdown report (``evaluator.analysis.report``) of the after scores, with the before
    scores as its baseline and seeded bootstrap intervals, into ``--out/report/``.
 8. Write ``summary.json`` and the after ``evaluation_results.jsonl`` atomically, print a table, and exit
    with the verdict's code (``EXIT_CODES``).
@@ -27,23 +27,45 @@ The submission process also finds it in ``$LUME_TIME_LIMIT_S``, which a submissi
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
-from .atomic import write_text_atomic, write_with_atomic
-from .errors import InputError
-# load_leaderboard and placement live in evaluator.leaderboard; importable from here as before
-from .leaderboard import load_leaderboard, placement  # noqa: F401
+import torch
+import transformers
+from safetensors import safe_open
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers.utils import logging as hf_logging
+
+from evaluator.analysis.report import write_report
+from evaluator.core.atomic import check_output_dir, write_text_atomic, write_with_atomic
+from evaluator.core.data import ROW_COLUMNS, SPLITS, load_split
+from evaluator.core.errors import InputError
+from evaluator.core.gate import MMLU_GATE_7B, failed_gates, gate_condition, utility_gate, verdict_word
+from evaluator.core.leaderboard import placement
+from evaluator.core.machine import hardware_key
+from evaluator.core.modes import OFFICIAL, check_mode, mmlu_batch_size
+from evaluator.core.numbers import format_number
+from evaluator.core.results import RESULTS_FILE, EvaluationResult
+from evaluator.harness.cache import changed_files, default_cache_dir, hash_data_files, store, tree_hashes
+from evaluator.harness.check import SUMMARY_FILE
+from evaluator.harness.settings import KILL_GRACE_S, DryRunSettings
+from evaluator.harness.pack import locate
+from evaluator.harness.stub import MIA_FOLDERS, mia_folder
+from evaluator.harness.target import TargetCheckFailed, build_target
+from evaluator.model.engine import check_checkpoint
+from evaluator.model.evaluate import EvaluationSettings, evaluate
+from evaluator.model.mmlu import InlineMMLU
 
 # ---------------------------------------------------------------------------------------------------
 # Verdicts and exit codes. 1 stays Python's own (a crash of the dry-run itself), 2 the CLI's bad input.
@@ -96,7 +118,6 @@ HARDWARE_SPEEDUP = 7800.0
 # Below this, starting Python and importing torch and transformers (about 10 s on a busy 2-core machine)
 # would eat the limit.
 MIN_TIME_LIMIT_S = 60.0
-KILL_GRACE_S = 5.0  # between SIGTERM and SIGKILL to the submission's process group
 
 
 def scaled_time_limit(rows: int, parameters: int) -> float:
@@ -109,8 +130,6 @@ def scaled_time_limit(rows: int, parameters: int) -> float:
 
 def count_parameters(model_dir: Path) -> int:
     """Number of weights, from the safetensors headers (no model load)."""
-    from safetensors import safe_open
-
     total = 0
     files = sorted(model_dir.glob("*.safetensors"))
     if not files:
@@ -131,34 +150,12 @@ def count_parameters(model_dir: Path) -> int:
 
 
 @dataclass
-class DryRunSettings:
-    submission: str = "submission"  # a .py file, or the name of an importable module
-    data: Path = Path("data_stub")
-    split: str = "train"
-    out: Path = Path("runs/dry-run")
-    time_limit_s: float | None = None  # None: scaled_time_limit
-    mode: str = "official"  # scoring mode of the evaluator (fast: batched, see evaluator.engine)
-    ntrain: int = 5  # MMLU dev examples (open-instruct's default)
-    threads: int = 1  # torch threads for scoring and OMP_NUM_THREADS of the submission; 0: leave the defaults
-    kill_grace_s: float = KILL_GRACE_S
-    # Keyword arguments added to the organizers' four positional ones. Not what the organizers did: for quick
-    # checks (a test's short run). Recorded in summary.json.
-    submission_kwargs: dict = field(default_factory=dict)
-    use_cache: bool = True  # reuse the before scores of the same target, data and scoring settings
-    show_progress: bool = False
-    report: bool = False  # write the report of the after scores (baseline: before) into out/report/
-    report_bootstrap: int = 1000  # bootstrap resamples of the report's intervals (0: none)
-    report_seed: int = 0
-
-
-@dataclass
 class DryRunReport:
     summary: dict
     exit_code: int
     table: str
 
 
-SUMMARY_FILE = "summary.json"
 LOG_FILE = "submission.log"
 REPORT_DIR = "report"  # --report: report.html, report.md (+ its PNGs) and bootstrap.json
 MARKER_FILE = ".lume-dry-run"  # marks --out as a dry-run folder, which a later dry-run may clear
@@ -170,8 +167,6 @@ MARKER_FILE = ".lume-dry-run"  # marks --out as a dry-run folder, which a later 
 
 def resolve_submission(spec: str) -> tuple[str, str]:
     """``("file", absolute path)`` or ``("module", name)``; checked without importing the submission."""
-    import importlib.util
-
     path = Path(spec)
     if spec.endswith(".py") or path.is_file():
         if not path.is_file():
@@ -190,9 +185,7 @@ def resolve_submission(spec: str) -> tuple[str, str]:
 
 def prepare_out(out: Path) -> Path:
     """Create ``out``, or clear it when an earlier dry-run made it; refuse any other non-empty folder."""
-    out = Path(out).absolute()  # the submission runs in another working directory: hand it absolute paths
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: --out exists and is not a directory")
+    out = check_output_dir(Path(out).absolute())  # the submission runs elsewhere: hand it absolute paths
     if out.is_dir() and any(out.iterdir()):
         if not (out / MARKER_FILE).is_file():
             raise InputError(f"{out}: --out holds files and is not a dry-run folder (no {MARKER_FILE}); "
@@ -220,8 +213,6 @@ def _make_writable(folder: Path) -> None:
 
 def lay_out_inputs(data: Path, split: str, folder: Path) -> dict[str, Path | int]:
     """The organizers' two folders, each holding ``<name>.jsonl`` and ``<name>.parquet`` (same rows)."""
-    from .data import ROW_COLUMNS, SPLITS, load_split
-
     paths: dict[str, Path | int] = {}
     for name in SPLITS:
         rows = load_split(data, name, split).loc[:, list(ROW_COLUMNS)].reset_index(drop=True)
@@ -234,27 +225,6 @@ def lay_out_inputs(data: Path, split: str, folder: Path) -> dict[str, Path | int
         paths[name] = target
         paths[f"{name}_rows"] = len(rows)
     return paths
-
-
-def tree_hashes(folder: Path) -> dict[str, str]:
-    """sha256 of every file under ``folder`` by relative path (symlinks by their target text)."""
-    hashes = {}
-    for path in sorted(folder.rglob("*")):
-        relative = path.relative_to(folder).as_posix()
-        if path.is_symlink():
-            hashes[relative] = "symlink:" + os.readlink(path)
-        elif path.is_file():
-            digest = hashlib.sha256()
-            with open(path, "rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
-            hashes[relative] = digest.hexdigest()
-    return hashes
-
-
-def changed_files(before: dict[str, str], after: dict[str, str]) -> list[str]:
-    return sorted(f"{'changed' if name in after else 'removed'}: {name}" for name in before
-                  if after.get(name) != before[name]) + sorted(f"added: {name}" for name in after if name not in before)
 
 
 # The child process: import the submission (file or module), call unlearn with the four positional arguments.
@@ -290,8 +260,6 @@ def module_search_root(name: str) -> str | None:
     """The folder from which ``name``'s top-level package was found here (without importing it), so the
     submission's process imports the same code from any working folder (and past a stale editable install
     that reports the package as a namespace portion)."""
-    from .pack import locate
-
     try:
         location, _ = locate(name.split(".")[0])
     except InputError:
@@ -366,8 +334,6 @@ class OutputCheck:
 def inspect_output(folder: Path) -> OutputCheck:
     """Exactly one checkpoint, at the top of ``folder`` (the organizers loaded the folder itself), that
     ``AutoTokenizer`` and ``AutoModelForCausalLM`` load."""
-    from .engine import check_checkpoint
-
     files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
     if not files:
         what = "missing" if not folder.exists() else "empty"
@@ -394,9 +360,6 @@ def inspect_output(folder: Path) -> OutputCheck:
 
 def _load_checkpoint(folder: Path) -> None:
     """Load as the organizers' evaluation did (bfloat16); raise InputError with the loader's complaint."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     for what, load in (("tokenizer", lambda: AutoTokenizer.from_pretrained(folder)),
                        ("model", lambda: AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16))):
         try:
@@ -415,45 +378,28 @@ def _scoring_key(model_hashes: dict[str, str], data: Path, split: str, settings:
     """What decides the before scores: the model's files, the data files, the scoring settings, the
     library versions and the hardware (``machine.hardware_key``: CPU kernel path, vendor, family, model,
     bfloat16 flags, CUDA device; bfloat16 rounding depends on the CPU, not on the kernel path alone, SPEC 6)."""
-    import torch
-    import transformers
-
-    from .machine import hardware_key
-    from .target import data_files
-
     digest = hashlib.sha256()
     digest.update(json.dumps({"model": model_hashes, "split": split, "mode": settings.mode,
                               "ntrain": settings.ntrain, "threads": settings.threads,
                               "torch": torch.__version__, "transformers": transformers.__version__,
                               "hardware": hardware_key()}, sort_keys=True).encode())
-    for path in data_files(data):
-        digest.update(path.relative_to(data).as_posix().encode() + b"\0")
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    hash_data_files(digest, data)
     return digest.hexdigest()
 
 
 def score_checkpoint(checkpoint: Path, data: Path, split: str, out: Path, settings: DryRunSettings):
     """The evaluator on one checkpoint: generations and losses (official mode unless ``--mode fast``),
     MIA on ``<data>/mia_data``, MMLU inline on ``<data>/mmlu``."""
-    from .evaluate import EvaluationSettings, evaluate
-    from .mmlu import InlineMMLU
-
-    mia = data / "mia_data"
-    if split != "train" and (mia / split / "member.jsonl").is_file():
-        mia = mia / split  # the stub keeps the validation split's MIA pair in mia_data/validation/
-    mmlu_batch = 1 if settings.mode == "official" else 16
-    runner = InlineMMLU(data / "mmlu", out / "mmlu", settings.ntrain, mmlu_batch, show_progress=settings.show_progress)
-    return evaluate(checkpoint, data, out, split=split, mia=mia,
-                    settings=EvaluationSettings(mode=settings.mode, show_progress=settings.show_progress),
+    scoring = EvaluationSettings(mode=settings.mode, show_progress=settings.show_progress)
+    runner = InlineMMLU(data / "mmlu", out / "mmlu", settings.ntrain, mmlu_batch_size(scoring.mode, scoring.batch_size),
+                        show_progress=settings.show_progress)
+    return evaluate(checkpoint, data, out, split=split, mia=mia_folder(data, split), settings=scoring,
                     mmlu_runner=runner)
 
 
 def _cached_before(model_dir: Path, model_hashes: dict[str, str], settings: DryRunSettings, out: Path, log):
     """Score the untouched target into ``out``, or copy an earlier identical scoring from the cache
     (``$LUME_HARNESS_CACHE/dry-run-before-<key>``): the target and the data rarely change between runs."""
-    from .results import RESULTS_FILE, EvaluationResult
-    from .target import default_cache_dir
-
     key = _scoring_key(model_hashes, settings.data, settings.split, settings)
     cached = default_cache_dir() / f"dry-run-before-{key[:16]}"
     if settings.use_cache and (cached / RESULTS_FILE).is_file():
@@ -462,16 +408,7 @@ def _cached_before(model_dir: Path, model_hashes: dict[str, str], settings: DryR
         return EvaluationResult.read(out / RESULTS_FILE), True
     result = score_checkpoint(model_dir, settings.data, settings.split, out, settings)
     if settings.use_cache:
-        staging = None
-        try:  # into the cache under a temporary name, renamed into place: never half an entry
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix=f".{cached.name}.partial-", dir=cached.parent))
-            shutil.copytree(out, staging, dirs_exist_ok=True)
-            staging.chmod(0o755)
-            os.rename(staging, cached)
-        except OSError:  # another run cached it first, or no space: the cache is only a shortcut
-            if staging is not None:
-                shutil.rmtree(staging, ignore_errors=True)
+        store(out, cached)
     return result, False
 
 
@@ -491,8 +428,6 @@ def write_dry_run_report(out: Path, scored: bool, settings: DryRunSettings, log:
     """``--report``: the report of ``out/after`` with ``out/before`` (the target's scores, a copy under --out
     even when they came from the cache) as the baseline, into ``out/report/``. What summary.json records
     under "report": the files, or None when no checkpoint was scored (nothing to report on)."""
-    from .report import write_report
-
     if not scored:
         log("dry-run: no report: no checkpoint was scored after the run")
         return None
@@ -510,38 +445,11 @@ def write_dry_run_report(out: Path, scored: bool, settings: DryRunSettings, log:
 
 def dry_run(settings: DryRunSettings, log: Callable[[str], None] = print) -> DryRunReport:
     """Run the steps of the module docstring; every input is checked before the submission starts."""
-    import torch
-
-    from .mmlu import utility_gate
-    from .scoring import MMLU_GATE_7B
-    from .target import TargetCheckFailed, build_target
-
     started = time.monotonic()
     seconds: dict[str, float] = {}
-    if settings.mode not in ("official", "fast"):
-        raise InputError(f"unknown scoring mode {settings.mode!r} (official or fast)")
-    if settings.time_limit_s is not None and not settings.time_limit_s > 0:
-        raise InputError(f"--time-limit must be positive, not {settings.time_limit_s}")
-    if settings.report and settings.report_bootstrap < 0:
-        raise InputError(f"--bootstrap must be 0 or more, not {settings.report_bootstrap}")
-    kind, target = resolve_submission(settings.submission)
-    data = Path(settings.data)
-    for needed in (data / "mia_data" / "member.jsonl", data / "mmlu"):
-        if not needed.exists():
-            raise InputError(f"{needed}: not found (--data must be a stub folder as make-stub writes it)")
+    kind, target, data = _checked_inputs(settings)
     out = prepare_out(settings.out)
-
-    from transformers.utils import logging as hf_logging
-
-    threads = torch.get_num_threads()
-    if settings.threads:
-        # One thread: on a shared 2-core machine a second one mostly waits for the other processes.
-        torch.set_num_threads(settings.threads)
-    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    if not settings.show_progress:  # the table is the output; loading bars and tokenizer notes are noise here
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-    try:
+    with _scoring_environment(settings):
         began = time.monotonic()
         try:
             build = build_target(data, progress=settings.show_progress, log=lambda line: log(line))
@@ -576,20 +484,8 @@ def dry_run(settings: DryRunSettings, log: Callable[[str], None] = print) -> Dry
         check = inspect_output(model_out)
         seconds["check"] = round(time.monotonic() - began, 1)
 
+        problems = _run_problems(run, check, changes, limit)
         after = None
-        problems: list[tuple[str, str]] = []
-        if run.timed_out:
-            problems.append((VERDICT_TIMEOUT, f"still running at the {limit:g} s limit: its process group was killed"))
-        elif run.returncode != 0:
-            how = (f"killed by signal {-run.returncode}" if run.returncode < 0
-                   else f"exited with status {run.returncode}")
-            last = run.log_tail[-1] if run.log_tail else "(no output)"
-            problems.append((VERDICT_RAISED, f"the submission {how} after {run.seconds:.1f} s; last log line: {last}"))
-        if check.verdict is not None:
-            problems.append((check.verdict, check.problem))
-        if changes:
-            problems.append((VERDICT_INPUT_MODIFIED, f"the input model folder changed ({'; '.join(changes[:5])}"
-                                                     f"{'; ...' if len(changes) > 5 else ''})"))
         if check.scorable:
             began = time.monotonic()
             try:
@@ -600,10 +496,9 @@ def dry_run(settings: DryRunSettings, log: Callable[[str], None] = print) -> Dry
 
         gates = utility_gate(after.mmlu_average if after else None, MMLU_GATE_7B, before.mmlu_average)
         if after is not None and gates["passed"] is False:
-            failed = [g["gate"] for g in gates["gates"] if not g["passed"]]
-            problems.append((VERDICT_GATE_FAILED, f"MMLU {after.mmlu_average:.4f} fails the {' and '.join(failed)} gate"))
+            problems.append((VERDICT_GATE_FAILED, f"MMLU {after.mmlu_average:.4f} fails the "
+                                                  f"{' and '.join(failed_gates(gates))} gate"))
         verdict = min((p[0] for p in problems), key=VERDICT_PRIORITY.index, default=VERDICT_OK)
-        exit_code = EXIT_CODES[verdict]
         report = None
         if settings.report:
             began = time.monotonic()
@@ -613,27 +508,18 @@ def dry_run(settings: DryRunSettings, log: Callable[[str], None] = print) -> Dry
 
         summary = {
             "verdict": verdict,
-            "exit_code": exit_code,
+            "exit_code": EXIT_CODES[verdict],
             "organizers_would_see": ORGANIZER_VIEW[verdict],
             "problems": [{"verdict": v, "message": m} for v, m in problems],
             "submission": {"given": settings.submission, "kind": kind, "target": target,
                            "returncode": run.returncode, "log": LOG_FILE, "log_tail": run.log_tail,
                            "extra_kwargs": settings.submission_kwargs},
-            "time": {"limit_s": limit, "used_s": run.seconds, "timed_out": run.timed_out,
-                     "limit_given": settings.time_limit_s is not None,
-                     "scale": {"rows": rows, "parameters": parameters, "lume_rows": LUME_ROWS,
-                               "lume_parameters": LUME_7B_PARAMETERS, "hardware_speedup": HARDWARE_SPEEDUP,
-                               "floor_s": MIN_TIME_LIMIT_S, "organizer_limit_s": ORGANIZER_LIMIT_S}},
+            "time": _time_summary(settings, run, limit, rows, parameters),
             "input_model_unchanged": not changes,
             "input_model_changes": changes,
             "checkpoint": {"loadable": check.scorable and after is not None, "problem": check.problem,
                            "checkpoints": check.checkpoints, "files": check.files[:50]},
-            "scoring": {"mode": settings.mode, "dtype": "bfloat16", "data": str(data), "split": settings.split,
-                        "mia": "mia_data", "mmlu": "mmlu", "mmlu_ntrain": settings.ntrain,
-                        "threads": settings.threads, "before_cached": before_cached,
-                        "note": ("official: SPEC 2 one row at a time" if settings.mode == "official" else
-                                 "fast: batched generation; where the model is unsure a greedy choice may differ "
-                                 "from the official one")},
+            "scoring": _scoring_summary(settings, data, before_cached),
             "before": _result_figures(before),
             "after": _result_figures(after),
             "gates": gates,
@@ -643,9 +529,40 @@ def dry_run(settings: DryRunSettings, log: Callable[[str], None] = print) -> Dry
             "seconds": seconds,
         }
         if after is not None:
-            after.write(out / "evaluation_results.jsonl")
+            after.write(out / RESULTS_FILE)
         write_text_atomic(out / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
-        return DryRunReport(summary, exit_code, format_summary(summary))
+        return DryRunReport(summary, EXIT_CODES[verdict], format_summary(summary))
+
+
+def _checked_inputs(settings: DryRunSettings) -> tuple[str, str, Path]:
+    """The submission's kind and target, and the stub folder; InputError before anything runs."""
+    check_mode(settings.mode)
+    if settings.time_limit_s is not None and not settings.time_limit_s > 0:
+        raise InputError(f"--time-limit must be positive, not {settings.time_limit_s}")
+    if settings.report and settings.report_bootstrap < 0:
+        raise InputError(f"--bootstrap must be 0 or more, not {settings.report_bootstrap}")
+    kind, target = resolve_submission(settings.submission)
+    data = Path(settings.data)
+    for needed in (data / MIA_FOLDERS["train"] / "member.jsonl", data / "mmlu"):
+        if not needed.exists():
+            raise InputError(f"{needed}: not found (--data must be a stub folder as make-stub writes it)")
+    return kind, target, data
+
+
+@contextlib.contextmanager
+def _scoring_environment(settings: DryRunSettings) -> Iterator[None]:
+    """torch threads as ``settings.threads`` asks, and quiet Hugging Face loading unless progress is wanted;
+    both restored afterwards."""
+    threads = torch.get_num_threads()
+    if settings.threads:
+        # One thread: on a shared 2-core machine a second one mostly waits for the other processes.
+        torch.set_num_threads(settings.threads)
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    if not settings.show_progress:  # the table is the output; loading bars and tokenizer notes are noise here
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    try:
+        yield
     finally:
         torch.set_num_threads(threads)
         hf_logging.set_verbosity(verbosity)
@@ -653,12 +570,43 @@ def dry_run(settings: DryRunSettings, log: Callable[[str], None] = print) -> Dry
             hf_logging.enable_progress_bar()
 
 
+def _run_problems(run: SubmissionRun, check: OutputCheck, changes: list[str], limit: float) -> list[tuple[str, str]]:
+    """(verdict, message) for what the submission's process and its output folder show, before scoring."""
+    problems: list[tuple[str, str]] = []
+    if run.timed_out:
+        problems.append((VERDICT_TIMEOUT, f"still running at the {limit:g} s limit: its process group was killed"))
+    elif run.returncode != 0:
+        how = (f"killed by signal {-run.returncode}" if run.returncode < 0
+               else f"exited with status {run.returncode}")
+        last = run.log_tail[-1] if run.log_tail else "(no output)"
+        problems.append((VERDICT_RAISED, f"the submission {how} after {run.seconds:.1f} s; last log line: {last}"))
+    if check.verdict is not None:
+        problems.append((check.verdict, check.problem))
+    if changes:
+        problems.append((VERDICT_INPUT_MODIFIED, f"the input model folder changed ({'; '.join(changes[:5])}"
+                                                 f"{'; ...' if len(changes) > 5 else ''})"))
+    return problems
+
+
+def _time_summary(settings: DryRunSettings, run: SubmissionRun, limit: float, rows: int, parameters: int) -> dict:
+    return {"limit_s": limit, "used_s": run.seconds, "timed_out": run.timed_out,
+            "limit_given": settings.time_limit_s is not None,
+            "scale": {"rows": rows, "parameters": parameters, "lume_rows": LUME_ROWS,
+                      "lume_parameters": LUME_7B_PARAMETERS, "hardware_speedup": HARDWARE_SPEEDUP,
+                      "floor_s": MIN_TIME_LIMIT_S, "organizer_limit_s": ORGANIZER_LIMIT_S}}
+
+
+def _scoring_summary(settings: DryRunSettings, data: Path, before_cached: bool) -> dict:
+    return {"mode": settings.mode, "dtype": "bfloat16", "data": str(data), "split": settings.split,
+            "mia": MIA_FOLDERS["train"], "mmlu": "mmlu", "mmlu_ntrain": settings.ntrain,
+            "threads": settings.threads, "before_cached": before_cached,
+            "note": ("official: SPEC 2 one row at a time" if settings.mode == OFFICIAL else
+                     "fast: batched generation; where the model is unsure a greedy choice may differ "
+                     "from the official one")}
+
+
 # ---------------------------------------------------------------------------------------------------
 # The printed table
-
-
-def _f(value) -> str:
-    return "-" if value is None else f"{value:.4f}"
 
 
 def format_summary(summary: dict) -> str:
@@ -679,12 +627,10 @@ def format_summary(summary: dict) -> str:
             ("task aggregate", "task_aggregate"), ("MIA AUC", "mia_auc"), ("MIA score", "mia_score"),
             ("MMLU average", "mmlu"), ("final", "final")]
     for label, key in rows:
-        lines.append(f"{label:28} {_f(before.get(key)):>8} {_f(after.get(key)):>8}")
+        lines.append(f"{label:28} {format_number(before.get(key)):>8} {format_number(after.get(key)):>8}")
     for g in summary["gates"]["gates"]:
-        what = (f">= {g['threshold']:.3f}" if g["gate"] == "absolute" else
-                f">= {g['fraction']:.0%} of before = {g['threshold']:.4f}")
-        verdict = "-" if g["passed"] is None else ("pass" if g["passed"] else "FAIL")
-        lines.append(f"{'MMLU gate ' + g['gate'] + ' (' + what + ')':47} {verdict:>8}")
+        condition = gate_condition(g, reference="before")
+        lines.append(f"{'MMLU gate ' + g['gate'] + ' (' + condition + ')':47} {verdict_word(g['passed']):>8}")
     p = summary["placement"]
     if "7b" in p:
         def place(entry):

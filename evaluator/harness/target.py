@@ -31,12 +31,22 @@ import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass
+from importlib.metadata import version
 from pathlib import Path
 
 import pandas as pd
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tqdm.auto import tqdm
+from transformers import OlmoConfig, OlmoForCausalLM, PreTrainedTokenizerFast
 
-from .data import load_mia, load_split
-from .errors import InputError
+from evaluator.core.data import load_mia, load_split
+from evaluator.core.errors import InputError
+from evaluator.core.modes import DEFAULT_MAX_NEW_TOKENS, FAST
+from evaluator.harness.cache import default_cache_dir, hash_data_files
+from evaluator.harness.stub import MIA_FOLDERS, STUB_SPLITS, mia_folder
+from evaluator.model.evaluate import EvaluationSettings, evaluate
+from evaluator.model.mmlu import HEADER_TEMPLATE, InlineMMLU, format_question, list_subjects, subject_words
 
 EOS = "<|endoftext|>"
 PAD = "<|padding|>"
@@ -78,10 +88,6 @@ class TargetCheckFailed(RuntimeError):
     """The freshly trained model does not memorize the stub well enough to serve as a target."""
 
 
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("LUME_HARNESS_CACHE") or Path.home() / ".cache" / "lume-harness")
-
-
 # ---------------------------------------------------------------------------------------------------
 # What the target learns
 
@@ -97,8 +103,6 @@ class StubContent:
 def read_mmlu(folder: Path) -> dict[str, pd.DataFrame]:
     """Every subject's dev and test questions in one table, read as the MMLU step reads them (pandas
     defaults, no header), so training prompts are formatted exactly as the evaluation formats them."""
-    from .mmlu import list_subjects
-
     out = {}
     for subject in list_subjects(folder):
         tables = []
@@ -115,15 +119,15 @@ def read_stub(data: str | Path) -> StubContent:
     data = Path(data)
     if not data.is_dir():
         raise InputError(f"{data}: not a directory (expected the stub, as written by make-stub)")
-    frames = [load_split(data, name, split) for split in ("train", "validation") for name in ("forget", "retain")]
+    frames = [load_split(data, name, split) for split in STUB_SPLITS for name in ("forget", "retain")]
     members, nonmembers = [], []
-    for folder in (data / "mia_data", data / "mia_data" / "validation"):
+    for folder in (data / MIA_FOLDERS[split] for split in STUB_SPLITS):
         if (folder / "member.jsonl").is_file():
             documents = load_mia(folder)
             members += documents["member"]["document"].tolist()
             nonmembers += documents["nonmember"]["document"].tolist()
     if not members:
-        raise InputError(f"{data}: no mia_data/member.jsonl")
+        raise InputError(f"{data}: no {MIA_FOLDERS['train']}/member.jsonl")
     return StubContent(pd.concat(frames, ignore_index=True), members, nonmembers, read_mmlu(data / "mmlu"))
 
 
@@ -137,8 +141,6 @@ def mmlu_prompts(content: StubContent, rng: random.Random, group: int) -> list[s
     """One epoch's few-shot MMLU training prompts: each subject's dev and test questions shuffled, cut into
     groups of ``group``, each group under the subject header, every question with its answer. Reshuffled
     every epoch so a question is learned whatever precedes it (zero-shot, or after any five others)."""
-    from .mmlu import HEADER_TEMPLATE, format_question, subject_words
-
     prompts = []
     for subject, table in content.mmlu.items():
         order = list(range(len(table)))
@@ -155,9 +157,6 @@ def mmlu_prompts(content: StubContent, rng: random.Random, group: int) -> list[s
 
 def train_tokenizer(texts: list[str], vocab_size: int):
     """Byte-level BPE (every byte has a token, so any text encodes), eos id 0, pad id 1, no bos."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
@@ -174,9 +173,6 @@ def train_tokenizer(texts: list[str], vocab_size: int):
 
 
 def new_model(settings: TargetSettings, tokenizer):
-    import torch
-    from transformers import OlmoConfig, OlmoForCausalLM
-
     config = OlmoConfig(vocab_size=len(tokenizer), hidden_size=settings.hidden_size,
                         intermediate_size=settings.intermediate_size, num_hidden_layers=settings.num_layers,
                         num_attention_heads=settings.num_heads, num_key_value_heads=settings.num_heads,
@@ -207,9 +203,6 @@ def _batches(sequences: list[list[int]], batch_tokens: int, rng: random.Random) 
 
 def train_model(model, tokenizer, content: StubContent, settings: TargetSettings, progress: bool = True) -> list[float]:
     """Full-text causal LM training; returns each epoch's mean loss."""
-    import torch
-    from tqdm.auto import tqdm
-
     rng = random.Random(settings.seed)
     eos = tokenizer.eos_token_id
     encode = lambda text: tokenizer(text).input_ids + [eos]  # noqa: E731
@@ -297,22 +290,16 @@ class CheckFigures:
 def self_check(checkpoint: Path, data: Path, content: StubContent, tokenizer) -> CheckFigures:
     """Score the saved model with the evaluator (fast mode, float32) on both splits, with inline MMLU:
     5-shot with the train split, 0-shot with the validation split."""
-    from .evaluate import EvaluationSettings, evaluate
-    from .mmlu import InlineMMLU
-
     # Longer than any expected output: a memorized row stops at eos well before; a model that does not stop
     # still shows it (an exact answer followed by more text is wrong), and a broken one fails fast.
     longest = max(len(tokenizer(o).input_ids) for o in content.rows["output"])
-    settings = EvaluationSettings(mode="fast", dtype="float32", max_new_tokens=min(256, longest + 16),
+    settings = EvaluationSettings(mode=FAST, dtype="float32", max_new_tokens=min(DEFAULT_MAX_NEW_TOKENS, longest + 16),
                                   show_progress=False)
     figures = CheckFigures({}, {}, {}, {}, {}, {})
-    mia = {"train": data / "mia_data", "validation": data / "mia_data" / "validation"}
     with tempfile.TemporaryDirectory(prefix="lume-target-check-") as scratch:
         for split, ntrain in (("train", 5), ("validation", 0)):
-            if not (mia[split] / "member.jsonl").is_file():
-                mia[split] = mia["train"]
             mmlu = InlineMMLU(data / "mmlu", Path(scratch) / f"mmlu-{split}", ntrain=ntrain, show_progress=False)
-            result = evaluate(checkpoint, data, Path(scratch) / split, split=split, mia=mia[split],
+            result = evaluate(checkpoint, data, Path(scratch) / split, split=split, mia=mia_folder(data, split),
                               settings=settings, mmlu_runner=mmlu)
             figures.forget_regurgitation[split] = result.forget["overall-regurgitation-score"]
             figures.forget_knowledge[split] = result.forget["overall-knowledge-score"]
@@ -327,19 +314,12 @@ def self_check(checkpoint: Path, data: Path, content: StubContent, tokenizer) ->
 # The cached build
 
 
-def data_files(data: Path) -> list[Path]:
-    return sorted(p for p in data.rglob("*") if p.is_file() and not any(part.startswith(".") for part in
-                                                                         p.relative_to(data).parts))
-
-
 def build_hash(data: str | Path, settings: TargetSettings) -> str:
     """sha256 of the recipe version, the settings and every data file (relative path and bytes)."""
     data = Path(data)
     digest = hashlib.sha256()
     digest.update(json.dumps({"recipe": RECIPE_VERSION, "settings": asdict(settings)}, sort_keys=True).encode())
-    for path in data_files(data):
-        digest.update(path.relative_to(data).as_posix().encode() + b"\0")
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    hash_data_files(digest, data)
     return digest.hexdigest()
 
 
@@ -365,8 +345,6 @@ def build_target(data: str | Path = "data_stub", out: str | Path | None = None,
     :class:`TargetCheckFailed` (nothing saved) when the model does not memorize the stub, and
     :class:`InputError` when ``out`` exists but holds something else.
     """
-    import torch
-
     settings = settings or TargetSettings()
     data = Path(data)
     content = read_stub(data)  # checks the data before anything else
@@ -430,6 +408,4 @@ def build_target(data: str | Path = "data_stub", out: str | Path | None = None,
 
 
 def _version(package: str) -> str:
-    from importlib.metadata import version
-
     return version(package)

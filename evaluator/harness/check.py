@@ -38,22 +38,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
-from .mmlu import RELATIVE_GATE_FRACTION
-from .results import RESULTS_FILE, EvaluationResult
-from .scoring import MMLU_GATE_7B
+from evaluator.core.errors import InputError
+from evaluator.core.gate import GATES, MMLU_GATE_7B, relative_note, relative_threshold
+from evaluator.core.numbers import format_number
+from evaluator.core.results import JOURNAL_DIR, RESULTS_FILE, EvaluationResult
 
-SUMMARY_FILE = "summary.json"  # evaluator.dryrun.SUMMARY_FILE (not imported: dryrun pulls in torch)
+SUMMARY_FILE = "summary.json"  # a dry-run's figures and verdict (evaluator.harness.dryrun writes it)
 METRICS = {  # threshold key -> (label, figure key)
     "min_final": ("final", "final"),
     "min_task_aggregate": ("task aggregate", "task_aggregate"),
     "min_mia": ("MIA score", "mia_score"),
     "min_mmlu": ("MMLU average", "mmlu"),
 }
-GATES = ("absolute", "relative")
 THRESHOLD_KEYS = (*METRICS, "gate")
 RUN_COMPLETED = ("ok", "gate-failed")  # dry-run verdicts where the submission itself did its job
-JOURNAL_DIR = ".partial"  # evaluator.journal.JOURNAL_DIR: what a killed `evaluate` leaves in --out
 EXIT_PASSED, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_NOT_FINISHED = 0, 1, InputError.exit_code, 3  # 2: the CLI's bad input
 
 
@@ -215,8 +213,8 @@ def run_checks(figures: Figures, thresholds: dict[str, Any]) -> list[Check]:
             if figures.kind != "summary":
                 raise InputError(f"{figures.path}: the relative gate needs the before MMLU, which only a dry-run "
                                  f"{SUMMARY_FILE} holds")
-            threshold = None if figures.before_mmlu is None else RELATIVE_GATE_FRACTION * figures.before_mmlu
-            note = "" if threshold is None else f"{RELATIVE_GATE_FRACTION:.0%} of before MMLU {figures.before_mmlu:.4f}"
+            threshold = None if figures.before_mmlu is None else relative_threshold(figures.before_mmlu)
+            note = "" if threshold is None else relative_note(figures.before_mmlu)
         passed = figures.mmlu is not None and threshold is not None and figures.mmlu >= threshold
         checks.append(Check(f"MMLU gate {gate}", figures.mmlu, threshold, passed,
                             note if figures.mmlu is not None else "MMLU missing in the results"))
@@ -231,9 +229,7 @@ def exit_code(figures: Figures, checks: list[Check]) -> int:
 
 
 def format_checks(figures: Figures, checks: list[Check]) -> str:
-    def show(value):
-        return f"{value:.4f}" if isinstance(value, float) else ("-" if value is None else str(value))
-
+    show = format_number
     lines = [f"checking {figures.path}"]
     for c in checks:
         lines.append(f"  {'pass' if c.passed else 'FAIL'}  {c.name:20} {show(c.value):>10}  {c.op} {show(c.threshold)}"

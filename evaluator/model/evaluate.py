@@ -9,46 +9,25 @@ every mode.
 from __future__ import annotations
 
 import contextlib
-import json
-import math
+import csv
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import pandas as pd
 
-from .atomic import write_with_atomic
-from .data import SPLITS, load_mia, load_sets
-from .engine import MODES, Engine, check_checkpoint, distributed_state, load_model, load_tokenizer
-from .errors import InputError
-from .results import RESULTS_FILE, EvaluationResult
+from evaluator.core.atomic import check_output_dir, write_with_atomic
+from evaluator.core.data import SPLITS, load_mia, load_sets
+from evaluator.core.errors import InputError
+from evaluator.core.modes import DEFAULT_BATCH_SIZE, DEFAULT_DTYPE, DEFAULT_MAX_NEW_TOKENS, DEFAULT_MODE, check_mode
+from evaluator.core.results import RESULTS_FILE, EvaluationResult, read_mmlu_average
+from evaluator.model.engine import MODES, Engine, check_checkpoint, distributed_state, load_model, load_tokenizer
+from evaluator.model.journal import Journal, run_description
 # Scoring a folder of CSVs (ours or the official script's --keep_files output) needs no model: it lives in
-# evaluator.tables (torch-free, shared with the report and the bootstrap) and is re-exported here.
-from .tables import MIA_DIR, MIA_SETS, read_folder, read_shards, score_directory, score_generations  # noqa: F401
+# evaluator.core.tables (torch-free, shared with the report and the bootstrap).
+from evaluator.core.tables import MIA_DIR, MIA_SETS, score_generations
 
 GENERATION_COLUMNS = ["id", "task", "input", "expected_output", "model_output", "nll"]
-
-
-def read_mmlu_average(path: str | Path) -> float:
-    """``average_acc`` of an MMLU ``metrics.json`` (open-instruct's output)."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: malformed JSON ({exc.msg})") from None
-    value = data.get("average_acc") if isinstance(data, dict) else None
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or math.isnan(value):
-        raise InputError(f"{path}: no numeric 'average_acc' (an MMLU metrics.json has one)")
-    return value
-
-
-def check_output_dir(path: str | Path) -> Path:
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise InputError(f"{path}: --out exists and is not a directory")
-    return path
 
 
 def _has_carriage_return(df: pd.DataFrame) -> bool:
@@ -60,8 +39,6 @@ def csv_writer_options(df: pd.DataFrame) -> dict:
     carriage return. pandas' minimal quoting leaves a lone "\\r" unquoted and ``read_csv`` then splits the
     row in two (the official script loses or shifts rows there); such a table is written with every text
     quoted instead, which ``read_csv`` reads back row for row (NaN-like texts still come back as NaN)."""
-    import csv
-
     return {"index": False, **({"quoting": csv.QUOTE_NONNUMERIC} if _has_carriage_return(df) else {})}
 
 
@@ -88,14 +65,14 @@ def _write_csv(df: pd.DataFrame, target: Path) -> None:
 
 @dataclass
 class EvaluationSettings:
-    mode: str = "official"
-    dtype: str = "bfloat16"
-    batch_size: int = 16
-    max_new_tokens: int = 256
+    mode: str = DEFAULT_MODE
+    dtype: str = DEFAULT_DTYPE
+    batch_size: int = DEFAULT_BATCH_SIZE
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
     trust_remote_code: bool = False
     show_progress: bool = True
     recheck_margin: float = 0.0  # fast mode: regenerate officially rows whose greedy margin fell below it
-    resume: bool = True  # keep finished rows in --out/.partial/<key>/ and reuse them (evaluator/journal.py)
+    resume: bool = True  # keep finished rows in --out/.partial/<key>/ and reuse them (evaluator/model/journal.py)
 
     def result_settings(self) -> dict:
         """The settings that change a result (part of the resume key)."""
@@ -106,8 +83,7 @@ class EvaluationSettings:
         return keyed
 
     def __post_init__(self):
-        if self.mode not in MODES:
-            raise InputError(f"unknown mode {self.mode!r} (one of {', '.join(MODES)})")
+        check_mode(self.mode)
         if self.batch_size < 1 or self.max_new_tokens < 1:
             raise InputError("--batch-size and --max-new-tokens must be at least 1")
 
@@ -121,14 +97,14 @@ def evaluate(checkpoint: str | Path, data: str | Path, out: str | Path, split: s
 
     Every input is checked before anything is written. Under ``accelerate launch`` every process must
     call this; the main process writes and returns the result, the others return None.
-    ``mmlu_runner`` (e.g. ``evaluator.mmlu.InlineMMLU``) runs MMLU on the main process with the model
+    ``mmlu_runner`` (e.g. ``evaluator.model.mmlu.InlineMMLU``) runs MMLU on the main process with the model
     loaded here and returns ``average_acc``, instead of ``mmlu_metrics``/``mmlu_average``.
 
     Resume (``settings.resume``, on by default, also under ``accelerate launch``): finished rows go to a journal under
     ``out/.partial/<key>/`` as they finish; a run started again with the same checkpoint, rows and settings
     skips them, and the journal is deleted once every final file is written. Official mode journals every
     row, fast mode every finished split or MIA set; either way the files equal an uninterrupted run's
-    (evaluator/journal.py says what the key covers, and how several processes share the journal).
+    (evaluator/model/journal.py says what the key covers, and how several processes share the journal).
     """
     if mmlu_runner is not None and (mmlu_metrics is not None or mmlu_average is not None):
         raise InputError("give MMLU either as metrics (--mmlu-metrics) or as data to run (--mmlu-data), not both")
@@ -145,18 +121,39 @@ def evaluate(checkpoint: str | Path, data: str | Path, out: str | Path, split: s
     lm = load_model(checkpoint, settings.dtype, settings.trust_remote_code, device=state.device)
     engine = Engine(lm, settings.mode, settings.max_new_tokens, settings.batch_size, settings.show_progress, state,
                     recheck_margin=settings.recheck_margin)
-    journal = None
-    if settings.resume:
-        from .journal import Journal, run_description
+    journal = _open_journal(out, checkpoint, sets, documents, settings, state) if settings.resume else None
+    tables = _generation_tables(engine, journal, sets)
+    mia_tables = _mia_tables(engine, journal, documents) if documents is not None else {}
+    if not state.is_main_process:
+        if journal is not None:
+            journal.close()  # the main process removes the journal once the final files are written
+        return None
+    if mmlu_runner is not None:  # inline MMLU (SPEC 3) on the checkpoint already loaded
+        run_mmlu = lambda: mmlu_runner(lm)  # noqa: E731
+    else:
+        run_mmlu = lambda: mmlu_average  # noqa: E731
+    result = _write_and_score(out, tables, mia_tables, run_mmlu)
+    if journal is not None:
+        journal.remove()  # every final file is written: nothing left to resume
+    return result
 
-        keyed = settings.result_settings()
-        if MODES[settings.mode].batched:  # batches, hence results, depend on how rows are sharded
-            keyed["processes"] = state.num_processes
-        journal = Journal(out, run_description(checkpoint, sets, documents, keyed), rank=state.process_index)
-        if state.is_main_process:
-            journal.open()
-        state.wait_for_everyone()  # the folder exists before any process appends to it
 
+def _open_journal(out: Path, checkpoint, sets: dict, documents: dict | None, settings: EvaluationSettings,
+                  state) -> Journal:
+    """The resume journal of this run (``out/.partial/<key>/``), opened by the main process; every process
+    waits until the folder exists before it appends to it."""
+    keyed = settings.result_settings()
+    if MODES[settings.mode].batched:  # batches, hence results, depend on how rows are sharded
+        keyed["processes"] = state.num_processes
+    journal = Journal(out, run_description(checkpoint, sets, documents, keyed), rank=state.process_index)
+    if state.is_main_process:
+        journal.open()
+    state.wait_for_everyone()  # the folder exists before any process appends to it
+    return journal
+
+
+def _generation_tables(engine: Engine, journal, sets: dict) -> dict[str, pd.DataFrame]:
+    """Per split, the official generation table (``GENERATION_COLUMNS``); empty on the other processes."""
     tables = {}
     for name in SPLITS:
         rows = sets[name]
@@ -168,36 +165,37 @@ def evaluate(checkpoint: str | Path, data: str | Path, out: str | Path, split: s
                                          "expected_output": rows["output"],
                                          "model_output": [text for text, _ in outputs],
                                          "nll": [nll for _, nll in outputs]}, columns=GENERATION_COLUMNS)
-    mia_tables = {}
-    if documents is not None:
-        for name in MIA_SETS:
-            losses = _resumable(journal, engine, f"mia_{name}", documents[name]["document"].tolist(),
-                                lambda items, on_row, name=name: engine.document_losses(items, name=f"mia {name}",
-                                                                                        on_row=on_row),
-                                ("nll",))
-            if losses is not None:
-                mia_tables[name] = pd.DataFrame({"id": documents[name]["id"], "nll": losses})
-    if not state.is_main_process:
-        if journal is not None:
-            journal.close()  # the main process removes the journal once the final files are written
-        return None
+    return tables
 
+
+def _mia_tables(engine: Engine, journal, documents: dict) -> dict[str, pd.DataFrame]:
+    """Per MIA set, the (id, nll) table of whole-document losses; empty on the other processes."""
+    mia_tables = {}
+    for name in MIA_SETS:
+        losses = _resumable(journal, engine, f"mia_{name}", documents[name]["document"].tolist(),
+                            lambda items, on_row, name=name: engine.document_losses(items, name=f"mia {name}",
+                                                                                    on_row=on_row),
+                            ("nll",))
+        if losses is not None:
+            mia_tables[name] = pd.DataFrame({"id": documents[name]["id"], "nll": losses})
+    return mia_tables
+
+
+def _write_and_score(out: Path, tables: dict, mia_tables: dict, mmlu_average: Callable[[], float | None]):
+    """Write the official CSVs, score them as read back (not stale shards a folder may also hold), then write
+    ``evaluation_results.jsonl``. ``mmlu_average`` is called after the CSVs are written (inline MMLU runs
+    then)."""
     out.mkdir(parents=True, exist_ok=True)
     for name, table in tables.items():
         _write_csv(table, out / f"{name}_0.csv")
     for name, table in mia_tables.items():
         _write_csv(table, out / MIA_DIR / f"{name}_0.csv")
-    # Score what was written, read back the official way (not stale shards a folder may also hold).
     generations = {name: pd.read_csv(out / f"{name}_0.csv") for name in tables}
     mia_nll = ({name: pd.read_csv(out / MIA_DIR / f"{name}_0.csv")["nll"].tolist() for name in mia_tables}
                if mia_tables else None)
-    if mmlu_runner is not None:  # inline MMLU (SPEC 3) on the checkpoint already loaded
-        mmlu_average = mmlu_runner(lm)
-    result = score_generations(generations, mia_nll, mmlu_average)
+    result = score_generations(generations, mia_nll, mmlu_average())
     with naming_the_file(out / RESULTS_FILE):
         result.write(out / RESULTS_FILE)
-    if journal is not None:
-        journal.remove()  # every final file is written: nothing left to resume
     return result
 
 

@@ -20,80 +20,17 @@ token arrays (:func:`document_statistics`), so they are tested without a model.
 
 from __future__ import annotations
 
-import math
-import zlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 
-from .atomic import write_with_atomic
-from .bootstrap import MIA_SETS, auc_from_ranks
-
-EXTRA_FILE = "extra.csv"
-DEFAULT_K = 0.2
-ATTACK_LABELS = {"zlib_ratio": "zlib ratio", "min_k": "Min-K%", "min_k_pp": "Min-K%++"}
-
-
-@dataclass
-class TokenStats:
-    """One document: log p(x_t) of each predicted token, and mu_t, sigma_t of log p(.) at that position."""
-
-    logprobs: np.ndarray
-    mu: np.ndarray
-    sigma: np.ndarray
-
-
-def attack_columns(k: float = DEFAULT_K) -> list[str]:
-    pct = int(round(k * 100))
-    return ["zlib_ratio", f"min_k_{pct}", f"min_k_pp_{pct}"]
-
-
-def attack_label(column: str) -> str:
-    for prefix in ("min_k_pp_", "min_k_"):
-        if column.startswith(prefix):
-            return f"{ATTACK_LABELS[prefix[:-1]]} (k={column[len(prefix):]}%)"
-    return ATTACK_LABELS.get(column, column)
-
-
-def _lowest_mean(values: np.ndarray, k: float) -> float:
-    if len(values) == 0:
-        return math.nan
-    count = max(1, int(len(values) * k))
-    return float(np.mean(np.sort(values)[:count]))
-
-
-def document_statistics(stats: TokenStats, document: str, k: float = DEFAULT_K) -> dict[str, float]:
-    """The statistics of one document from its token arrays (pure)."""
-    logprobs = np.asarray(stats.logprobs, dtype=np.float64)
-    nll = float(-logprobs.mean()) if len(logprobs) else math.nan
-    zlib_bytes = len(zlib.compress(document.encode("utf-8")))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        normalised = (logprobs - np.asarray(stats.mu, dtype=np.float64)) / np.asarray(stats.sigma, dtype=np.float64)
-    normalised = np.where(np.isfinite(normalised), normalised, 0.0)  # sigma 0: a one-hot distribution
-    zlib_col, min_k_col, min_k_pp_col = attack_columns(k)
-    return {"nll": nll, zlib_col: -nll / zlib_bytes, min_k_col: _lowest_mean(logprobs, k),
-            min_k_pp_col: _lowest_mean(normalised, k)}
-
-
-def statistics_table(ids: Sequence[str], sets: Sequence[str], documents: Sequence[str],
-                     token_stats: Sequence[TokenStats], k: float = DEFAULT_K) -> pd.DataFrame:
-    rows = [{"id": i, "set": s, **document_statistics(t, d, k)}
-            for i, s, d, t in zip(ids, sets, documents, token_stats)]
-    return pd.DataFrame(rows, columns=["id", "set", "nll", *attack_columns(k)])
-
-
-def extra_aucs(table: pd.DataFrame) -> dict[str, float]:
-    """AUC of each statistic column of an ``extra.csv`` table (members labelled 1, higher = member)."""
-    out = {}
-    members, nonmembers = table[table["set"] == "member"], table[table["set"] == "nonmember"]
-    for column in table.columns:
-        if column in ("id", "set", "nll") or members.empty or nonmembers.empty:
-            continue
-        out[column] = float(auc_from_ranks(members[column].to_numpy(float), nonmembers[column].to_numpy(float)))
-    return out
+from evaluator.core.atomic import write_with_atomic
+from evaluator.core.data import load_mia
+from evaluator.core.mia_stats import DEFAULT_K, EXTRA_FILE, MIA_SETS, TokenStats, statistics_table
+from evaluator.model.engine import load_model
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -101,12 +38,10 @@ def extra_aucs(table: pd.DataFrame) -> dict[str, float]:
 
 
 def token_statistics(lm, documents: Sequence[str], batch_size: int = 4) -> list[TokenStats]:
-    """Per-document token log-probs, mu and sigma from a loaded model (``evaluator.engine.load_model``).
+    """Per-document token log-probs, mu and sigma from a loaded model (``evaluator.model.engine.load_model``).
 
     ``tokenizer(document).input_ids`` as the official MIA loss, batched longest-first, right-padded with an
     attention mask (so positions before each document's end see exactly its own tokens)."""
-    import torch
-
     tokenizer, model = lm.tokenizer, lm.model
     device = next(model.parameters()).device
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -138,7 +73,7 @@ def token_statistics(lm, documents: Sequence[str], batch_size: int = 4) -> list[
 
 def mia_extra_table(lm, mia_documents: dict[str, pd.DataFrame], k: float = DEFAULT_K,
                     batch_size: int = 4) -> pd.DataFrame:
-    """``extra.csv`` for the member/nonmember documents (``evaluator.data.load_mia``'s tables)."""
+    """``extra.csv`` for the member/nonmember documents (``evaluator.core.data.load_mia``'s tables)."""
     ids, sets, docs = [], [], []
     for name in MIA_SETS:
         table = mia_documents[name]
@@ -152,11 +87,6 @@ def write_mia_extra(checkpoint: str | Path, mia: str | Path, result_dir: str | P
                     batch_size: int = 4, k: float = DEFAULT_K, trust_remote_code: bool = False) -> Path:
     """Load ``checkpoint``, run the pass on the documents of ``mia`` (member.jsonl, nonmember.jsonl) and
     write ``result_dir/mia_results/extra.csv`` atomically. Returns its path."""
-    import torch
-
-    from .data import load_mia
-    from .engine import load_model
-
     documents = load_mia(mia)
     device = "cuda" if torch.cuda.is_available() else None
     lm = load_model(checkpoint, dtype, trust_remote_code, device=device)

@@ -25,8 +25,8 @@ import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .atomic import write_text_atomic
-from .errors import InputError
+from evaluator.core.atomic import write_text_atomic
+from evaluator.core.errors import InputError
 
 ENTRY_POINT = "unlearn"
 
@@ -274,7 +274,11 @@ def _defines(module: ModuleSource, name: str) -> bool:
     return False
 
 
-def pack(package: str = "submission", out: str | Path = "unlearn_submission.py") -> PackResult:
+DEFAULT_PACKAGE = "submission"
+DEFAULT_OUT = Path("unlearn_submission.py")  # the single file to hand in
+
+
+def pack(package: str = DEFAULT_PACKAGE, out: str | Path = DEFAULT_OUT) -> PackResult:
     """Write the packed file atomically (a reader sees the old file or the whole new one)."""
     out = Path(out)
     if out.suffix != ".py":

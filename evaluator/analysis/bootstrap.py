@@ -1,6 +1,6 @@
 """Bootstrap confidence intervals for every score of an evaluation folder (pure: tables in, numbers out).
 
-Per-row metric values are computed once with the scoring functions of :mod:`evaluator.scoring`; a
+Per-row metric values are computed once with the scoring functions of :mod:`evaluator.core.scoring`; a
 resample is then a set of index arrays, one per stratum, and every score of every resample is computed
 at once with numpy:
 
@@ -25,13 +25,13 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
 
-from . import scoring
-from .data import SPLITS, row_kind
-from .errors import InputError
+from evaluator.core import scoring
+from evaluator.core.data import SPLITS, row_kind
+from evaluator.core.errors import InputError
+from evaluator.core.mia_stats import auc_from_ranks
 # Reading a folder (torch-free); the names stay importable from here.
-from .tables import MIA_DIR, MIA_SETS, folder_mmlu_average, mmlu_question_table, read_folder, read_shards  # noqa: F401
+from evaluator.core.tables import MIA_DIR, MIA_SETS, folder_mmlu_average, mmlu_question_table, read_folder, read_shards  # noqa: F401
 
 KIND_METRIC = {"sc": scoring.REGURGITATION, "qa": scoring.KNOWLEDGE}
 OVERALL = {"sc": "overall-regurgitation-score", "qa": "overall-knowledge-score"}
@@ -50,17 +50,6 @@ def harmonic_mean_rows(terms: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         hm = terms.shape[-1] / np.sum(1.0 / terms, axis=-1)
     return np.where((terms == 0).any(axis=-1), 0.0, hm)
-
-
-def auc_from_ranks(member_scores: np.ndarray, nonmember_scores: np.ndarray) -> np.ndarray:
-    """ROC AUC of members (label 1) against nonmembers, higher score = member, as Mann-Whitney U / (m n).
-    Works on 1-D arrays (one AUC) or (B, m) and (B, n) arrays (B AUCs at once)."""
-    member_scores = np.asarray(member_scores, dtype=float)
-    nonmember_scores = np.asarray(nonmember_scores, dtype=float)
-    m, n = member_scores.shape[-1], nonmember_scores.shape[-1]
-    ranks = rankdata(np.concatenate([member_scores, nonmember_scores], axis=-1), method="average", axis=-1)
-    u = ranks[..., :m].sum(axis=-1) - m * (m + 1) / 2
-    return u / (m * n)
 
 
 def interval(samples: np.ndarray, level: float = LEVEL) -> tuple[float, float]:

@@ -3,8 +3,8 @@
 What ``evaluate`` writes -- or the official script's ``--keep_files`` folder -- read back the official way:
 ``forget_*.csv`` and ``retain_*.csv`` (generations), ``mia_results/{member,nonmember}_*.csv`` (MIA losses),
 and the optional diagnostics beside them (``mia_results/extra.csv``, ``mmlu/``). ``score_generations`` is
-SPEC 3 from those tables. :mod:`evaluator.evaluate` (which loads torch) re-exports ``score_generations`` and
-``score_directory``; :mod:`evaluator.bootstrap` and :mod:`evaluator.report` read folders through here.
+SPEC 3 from those tables. :mod:`evaluator.model.evaluate` (which loads torch) re-exports ``score_generations`` and
+``score_directory``; :mod:`evaluator.analysis.bootstrap` and :mod:`evaluator.analysis.report` read folders through here.
 """
 
 from __future__ import annotations
@@ -17,14 +17,13 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from . import scoring
-from .data import SPLITS
-from .errors import InputError
-from .results import RESULTS_FILE, EvaluationResult
+from evaluator.core import scoring
+from evaluator.core.data import SPLITS
+from evaluator.core.errors import InputError
+from evaluator.core.mia_stats import EXTRA_FILE as MIA_EXTRA_FILE, MIA_SETS  # noqa: F401 (MIA_SETS re-read here)
+from evaluator.core.results import RESULTS_FILE, EvaluationResult
 
 MIA_DIR = "mia_results"
-MIA_SETS = ("member", "nonmember")
-MIA_EXTRA_FILE = "extra.csv"  # evaluator.mia_extra's diagnostics, beside the MIA losses
 GENERATION_REQUIRED = ("id", "task", "expected_output", "model_output")
 
 
@@ -126,7 +125,7 @@ def folder_mmlu_average(folder: str | Path) -> float | None:
 
 
 def mmlu_question_table(folder: str | Path) -> dict[str, np.ndarray] | None:
-    """Per-subject correctness from ``mmlu/<subject>.csv`` (as ``evaluator.mmlu`` writes them), or None."""
+    """Per-subject correctness from ``mmlu/<subject>.csv`` (as ``evaluator.model.mmlu`` writes them), or None."""
     mmlu_dir = Path(folder) / "mmlu"
     out = {}
     for path in sorted(mmlu_dir.glob("*.csv")) if mmlu_dir.is_dir() else []:

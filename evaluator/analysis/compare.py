@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .bootstrap import (DEFAULT_RESAMPLES, RowValues, draw_indices, interval, point_estimates, statistics,
+from evaluator.analysis.bootstrap import (DEFAULT_RESAMPLES, RowValues, draw_indices, interval, point_estimates, statistics,
                         stratum_sizes)
-from .errors import InputError
+from evaluator.core.errors import InputError
 
 HEADLINE = ("final", "task_aggregate")
 

@@ -17,7 +17,7 @@ The key (16 hex digits of a SHA-256) covers:
   from jsonl or parquet share a key);
 - the settings that change a result: mode, dtype, max_new_tokens, trust_remote_code, and in fast mode the
   batch size and recheck margin; the torch and transformers versions; the hardware
-  (``evaluator.machine.hardware_key``: the CPU kernel path, vendor, family, model and bfloat16 flags, and the
+  (``evaluator.core.machine.hardware_key``: the CPU kernel path, vendor, family, model and bfloat16 flags, and the
   GPU model): bfloat16 rounds differently on another CPU even under the same kernel-path label (SPEC 6), so a
   journal moved to another machine kind is not reused.
 
@@ -39,14 +39,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Iterable
 
-from .machine import hardware_key
+import torch
+import transformers
 
-JOURNAL_DIR = ".partial"
+from evaluator.core.machine import hardware_key
+from evaluator.core.results import JOURNAL_DIR
+
 FORMAT = 1
 HASHED_FILE_LIMIT = 64 * 2**20
 
@@ -78,9 +80,6 @@ def _sha256_json(value) -> str:
 def run_description(checkpoint, sets: dict, documents: dict | None, settings: dict) -> dict:
     """What the key is computed from (``sets``/``documents``: the loaded tables; ``settings``: the ones that
     change a result)."""
-    import torch
-    import transformers
-
     rows = {name: {c: [str(v) for v in table[c]] for c in ("id", "input", "output", "task")}
             for name, table in sets.items()}
     mia = (None if documents is None else

@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .atomic import write_text_atomic
-from .errors import InputError
-from .scoring import MMLU_GATE_7B, passes_mmlu_gate
+from evaluator.core.atomic import write_text_atomic
+from evaluator.core.errors import InputError
+from evaluator.core.gate import MMLU_GATE_7B, passes_mmlu_gate
 
 RESULTS_FILE = "evaluation_results.jsonl"
+JOURNAL_DIR = ".partial"  # in --out: the resume journal of an unfinished evaluate (evaluator.model.journal)
 
 
 @dataclass
@@ -110,3 +111,18 @@ class EvaluationResult:
 
 def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not (isinstance(value, float) and math.isnan(value))
+
+
+def read_mmlu_average(path: str | Path) -> float:
+    """``average_acc`` of an MMLU ``metrics.json`` (open-instruct's output)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: malformed JSON ({exc.msg})") from None
+    value = data.get("average_acc") if isinstance(data, dict) else None
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or math.isnan(value):
+        raise InputError(f"{path}: no numeric 'average_acc' (an MMLU metrics.json has one)")
+    return value

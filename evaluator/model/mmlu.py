@@ -47,20 +47,19 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 from tqdm.auto import tqdm
 
-from .atomic import write_text_atomic, write_with_atomic
-from .errors import InputError
-from .scoring import MMLU_GATE_7B
+from evaluator.core.atomic import write_json, write_with_atomic
+from evaluator.core.errors import InputError
+from evaluator.core.modes import DEFAULT_BATCH_SIZE, DEFAULT_NTRAIN, DTYPES
+from evaluator.core.results import read_mmlu_average
+from evaluator.model.engine import check_checkpoint, load_model
 
 CHOICES = ("A", "B", "C", "D")
 PROBABILITY_COLUMNS = tuple(f"choice{letter}_probs" for letter in CHOICES)
 MAX_PROMPT_TOKENS = 2048  # open-instruct: "make sure every prompt is less than 2048 tokens"
-DEFAULT_NTRAIN = 5
-DEFAULT_BATCH_SIZE = 16
-RELATIVE_GATE_FRACTION = 0.75  # SPEC 3: the 7B gate was 75% of the model before unlearning
 METRICS_FILE = "metrics.json"
-GATE_FILE = "gate.json"
 HEADER_TEMPLATE = "The following are multiple choice questions (with answers) about {}.\n\n"
 
 
@@ -264,43 +263,6 @@ def mmlu_metrics(correct_by_subject: dict[str, Sequence[bool]], ntrain: int | No
     return metrics
 
 
-def utility_gate(mmlu_average: float | None, absolute_threshold: float | None = MMLU_GATE_7B,
-                 reference_average: float | None = None,
-                 relative_fraction: float = RELATIVE_GATE_FRACTION) -> dict:
-    """The utility gate (SPEC 3): absolute (``mmlu_average >= absolute_threshold``, 0.371 by default, None
-    turns it off) and, when a reference checkpoint's MMLU is known, relative
-    (``mmlu_average >= relative_fraction * reference_average``). ``passed`` is None when no gate applies
-    or MMLU is unknown."""
-    gates = []
-    if absolute_threshold is not None:
-        gates.append({"gate": "absolute", "threshold": absolute_threshold})
-    if reference_average is not None:
-        gates.append({"gate": "relative", "reference_mmlu": reference_average, "fraction": relative_fraction,
-                      "threshold": relative_fraction * reference_average})
-    for gate in gates:
-        gate["value"] = mmlu_average
-        gate["passed"] = None if mmlu_average is None else bool(mmlu_average >= gate["threshold"])
-    passed = None if mmlu_average is None or not gates else all(g["passed"] for g in gates)
-    return {"mmlu_average": mmlu_average, "gates": gates, "passed": passed}
-
-
-def format_gate(gate: dict) -> str:
-    """One line per applied gate, for the result table."""
-    if not gate["gates"]:
-        return "MMLU gate: none applied"
-    lines = []
-    for g in gate["gates"]:
-        verdict = "-" if g["passed"] is None else ("pass" if g["passed"] else "FAIL")
-        what = (f">= {g['threshold']:.4f}" if g["gate"] == "absolute" else
-                f">= {g['fraction']:.0%} of reference {g['reference_mmlu']:.4f} = {g['threshold']:.4f}")
-        lines.append(f"MMLU gate, {g['gate']} ({what}): {verdict}")
-    return "\n".join(lines)
-
-
-def write_json(path: str | Path, data: dict) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
-
-
 # ---------------------------------------------------------------------------------------------------
 # Model I/O
 
@@ -315,7 +277,7 @@ def resolve_dtype(checkpoint: str | Path, dtype: str) -> str:
     except (OSError, json.JSONDecodeError):
         return "float32"
     named = config.get("dtype") or config.get("torch_dtype")
-    return named if named in ("float32", "bfloat16", "float16") else "float32"
+    return named if named in DTYPES else "float32"
 
 
 def _device(model):
@@ -324,16 +286,12 @@ def _device(model):
 
 def _last_position_probs(logits, candidate_ids: Sequence[int]):
     """Softmax over the whole vocabulary (model dtype, as open-instruct), then the candidates, float32."""
-    import torch
-
     return torch.softmax(logits, dim=-1)[:, list(candidate_ids)].float()
 
 
 def reference_choice_probs(lm, prompts: Sequence[str], candidate_ids: Sequence[int],
                            progress: str = "") -> np.ndarray:
     """open-instruct's ``get_next_word_predictions`` with batch size 1: one full prompt at a time."""
-    import torch
-
     model, tokenizer = lm.model, lm.tokenizer
     device = _device(model)
     rows = []
@@ -402,8 +360,6 @@ def prefix_cached_choice_probs(lm, prompts: Sequence[Prompt], candidate_ids: Seq
     Every question runs exactly its joint ``tokenizer(header + question)`` ids, so the numbers are the
     reference path's up to floating-point summation order.
     """
-    import torch
-
     model, tokenizer = lm.model, lm.tokenizer
     device = _device(model)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -494,7 +450,7 @@ class MMLURun:
 def run_mmlu(lm, subjects: Sequence[SubjectData], ntrain: int = DEFAULT_NTRAIN,
              batch_size: int = DEFAULT_BATCH_SIZE, out: str | Path | None = None,
              show_progress: bool = True) -> MMLURun:
-    """Score every subject with a loaded model (``evaluator.engine.load_model``). With ``out``, write
+    """Score every subject with a loaded model (``evaluator.model.engine.load_model``). With ``out``, write
     ``<subject>.csv`` as each subject finishes and ``metrics.json`` at the end, all atomically."""
     run = MMLURun(metrics={})
     correct = {}
@@ -544,8 +500,6 @@ def mmlu_checkpoint(checkpoint: str | Path, data_dir: str | Path, out: str | Pat
                     show_progress: bool = True) -> MMLURun:
     """``unlearn-eval mmlu``: read and check the data, load the checkpoint (``dtype`` ``auto`` as
     open-instruct: the checkpoint's own), score, write ``out``."""
-    from .engine import check_checkpoint, load_model
-
     data = load_mmlu(data_dir, subjects, ntrain)
     check_checkpoint(checkpoint)
     lm = load_model(checkpoint, resolve_dtype(checkpoint, dtype), trust_remote_code)
@@ -556,8 +510,6 @@ def reference_mmlu_average(reference: str | Path, data_dir: str | Path | None = 
                            **run_options) -> float:
     """The reference checkpoint's MMLU for the relative gate: a ``metrics.json`` file is read; a checkpoint
     folder is run on ``data_dir`` (same options as the run it is compared with), writing into ``out``."""
-    from .evaluate import read_mmlu_average
-
     reference = Path(reference)
     if reference.is_dir():
         if data_dir is None:

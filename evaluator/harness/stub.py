@@ -5,7 +5,7 @@ the challenge release. The generator is deterministic (one seeded ``random.Rando
 hash ordering, files written byte-stably), so ``unlearn-eval make-stub`` reproduces the committed files
 byte for byte.
 
-Layout written under ``out`` (the public release's layout, SPEC section 1, so ``evaluator.data`` reads it
+Layout written under ``out`` (the public release's layout, SPEC section 1, so ``evaluator.core.data`` reads it
 unchanged):
 
 - ``data/{forget,retain}_{train,validation}-00000-of-00001.parquet`` with a ``split`` column as the
@@ -39,6 +39,9 @@ SEED = 20250423
 DEFAULT_OUT = Path("data_stub")
 TASKS = ("Task1", "Task2", "Task3")
 # Documents per task in each set; MIA nonmembers mirror the forget set they are paired with.
+STUB_SPLITS = ("train", "validation")
+# The stub's layout rule: one MIA pair per split (the public release keeps its validation pair in a subfolder).
+MIA_FOLDERS = {"train": "mia_data", "validation": "mia_data/validation"}
 DOCS_PER_TASK = {("forget", "train"): 4, ("retain", "train"): 4, ("forget", "validation"): 2,
                  ("retain", "validation"): 2}
 HF_STEM = "{name}_{split}-00000-of-00001"
@@ -405,6 +408,13 @@ members and the mini-MMLU; the MIA nonmembers are the only documents it never se
 """
 
 
+def mia_folder(data: str | Path, split: str) -> Path:
+    """The MIA pair scored with ``split``: its own folder (``MIA_FOLDERS``) where it holds one, else the train
+    split's ``mia_data/``."""
+    folder = Path(data) / MIA_FOLDERS.get(split, MIA_FOLDERS["train"])
+    return folder if (folder / "member.jsonl").is_file() else Path(data) / MIA_FOLDERS["train"]
+
+
 def generate_stub(out: str | Path = DEFAULT_OUT, seed: int = SEED) -> list[Path]:
     """Write the stub under ``out``; returns the files written (relative to ``out``), sorted."""
     out = Path(out)
@@ -431,7 +441,7 @@ def generate_stub(out: str | Path = DEFAULT_OUT, seed: int = SEED) -> list[Path]
         _write_parquet(out / f"{stem}.parquet", df)
         written.append(Path(f"{stem}.parquet"))
         counts += f"\n  - `{name}_{split}`: {len(documents)} documents, {len(rows)} rows"
-    for split, folder in (("train", "mia_data"), ("validation", "mia_data/validation")):
+    for split, folder in MIA_FOLDERS.items():
         members = [{"id": f"{d.doc_id}sc1", "document": d.text} for d in sets[("forget", split)]]
         others = [{"id": f"{d.doc_id}sc1", "document": d.text} for d in nonmembers[split]]
         put(f"{folder}/member.jsonl", _jsonl_bytes(members))

@@ -22,12 +22,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
-from .scoring import MMLU_GATE_7B
+from evaluator.core.errors import InputError
+from evaluator.core.gate import MMLU_GATE_7B
 
 PACKAGED = "resources/leaderboard.json"  # inside the evaluator package
 PACKAGED_NAME = f"package data evaluator/{PACKAGED}"
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "golden" / "leaderboard.json"
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "golden" / "leaderboard.json"
 
 # packaged board -> (shared golden key, title, gated)
 BOARDS = {

@@ -6,10 +6,13 @@ A reader (or a crash) sees either the old file, the new one, or nothing; never h
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
+
+from evaluator.core.errors import InputError
 
 
 def _umask() -> int:
@@ -46,3 +49,16 @@ def write_with_atomic(target: str | os.PathLike, writer: Callable[[Path], None])
     """Run ``writer(tmp_path)`` and move the result onto ``target``."""
     with atomic_path(target) as tmp:
         writer(tmp)
+
+
+def write_json(path: str | Path, data: dict) -> None:
+    """``data`` as indented JSON with a final newline, atomically (metrics.json, gate.json)."""
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
+
+
+def check_output_dir(path: str | Path) -> Path:
+    """``--out``: a folder, or a path not there yet (created when the first file is written)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{path}: --out exists and is not a directory")
+    return path

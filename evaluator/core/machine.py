@@ -13,7 +13,7 @@ vendor, CPU family and model, torch kernel path and the bfloat16 instruction fla
   another CPU (or GPU) are never reused.
 
 Importing this module does not import torch (only ``torch_cpu_capability`` and ``hardware_key`` do).
-``python -m evaluator.machine [GOLDEN]`` prints this machine in one line (and, given a golden folder,
+``python -m evaluator.core.machine [GOLDEN]`` prints this machine in one line (and, given a golden folder,
 which of its machine kinds matches).
 """
 
@@ -32,7 +32,7 @@ COMPARED = ("vendor_id", "cpu_family", "model", "torch_cpu_capability", "bf16_fl
 def torch_cpu_capability() -> str | None:
     """torch's CPU kernel path (``AVX512``, ``AVX2``, ``DEFAULT``...); ``None`` where torch cannot say."""
     try:
-        import torch
+        import torch  # lazy: evaluator.core stays torch-free at import (`python -m evaluator.core.machine` is quick)
 
         return str(torch.backends.cpu.get_cpu_capability())
     except Exception:  # no torch, or a build without the call: the path is unknown, not a failure
@@ -200,7 +200,7 @@ def hardware_key() -> dict:
     """What a cache or resume-journal key records of the hardware: the torch kernel path, the CPU's vendor,
     family, model and bfloat16 flags, and the CUDA device's name when CUDA is available (else ``None``).
     Results (bfloat16 generations, losses) made on a machine with another key are not reused (SPEC 6)."""
-    import torch
+    import torch  # lazy: evaluator.core stays torch-free at import
 
     identity = cpu_identity()
     return {"cpu": identity["torch_cpu_capability"], "vendor_id": identity["vendor_id"],

@@ -1,0 +1,167 @@
+"""``make-stub``, ``make-target``, ``dry-run``, ``pack``, ``check``: the organizer simulation
+(``evaluator.harness``).
+
+``make-target`` and ``dry-run`` train and load models: their modules (torch, transformers) are imported inside
+the commands, so that ``unlearn-eval --help``, ``pack`` and ``check`` start without them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from evaluator.core.errors import InputError
+from evaluator.core.gate import GATES, MMLU_GATE_7B, RELATIVE_GATE_FRACTION
+from evaluator.core.modes import MODES
+from evaluator.harness import stub
+from evaluator.harness.check import (EXIT_NOT_FINISHED, SUMMARY_FILE, checks_json, exit_code, format_checks,
+                                     read_figures, read_thresholds, run_checks, validate_thresholds)
+from evaluator.harness.pack import DEFAULT_OUT as DEFAULT_PACK_OUT, DEFAULT_PACKAGE, pack
+from evaluator.harness.settings import DryRunSettings
+
+DRY_RUN = DryRunSettings()  # the defaults
+
+
+@click.command("make-stub")
+@click.option("--out", type=click.Path(path_type=Path), default=stub.DEFAULT_OUT, show_default=True,
+              help="Folder to write the stub data into.")
+def make_stub(out):
+    """Write the synthetic stub data (deterministic: reproduces the committed data_stub/ byte for byte)."""
+    files = stub.generate_stub(out)
+    click.echo(f"wrote {len(files)} files under {out}")
+
+
+@click.command("make-target")
+@click.option("--data", type=click.Path(path_type=Path), default=stub.DEFAULT_OUT, show_default=True,
+              help="Stub data folder (as make-stub writes it).")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Model folder. Default: $LUME_HARNESS_CACHE (or ~/.cache/lume-harness)/target-<data hash>.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def make_target(data, out, quiet):
+    """Train (or reuse from the cache) the tiny OLMo target that memorizes the stub; prints its folder last."""
+    from evaluator.harness.target import TargetCheckFailed, build_target  # lazy: torch, transformers
+
+    try:
+        build = build_target(data, out, progress=not quiet, log=lambda line: click.echo(line, err=True))
+    except TargetCheckFailed as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(build.path)
+
+
+@click.command("dry-run")
+@click.option("--submission", default=DRY_RUN.submission, show_default=True,
+              help="The submission: a single .py file or an importable module name, with unlearn() at top level.")
+@click.option("--data", type=click.Path(path_type=Path), default=DRY_RUN.data, show_default=True,
+              help="Stub data folder (as make-stub writes it).")
+@click.option("--split", type=click.Choice(stub.STUB_SPLITS), default=DRY_RUN.split, show_default=True,
+              help="Stub split handed to the submission and scored.")
+@click.option("--time-limit", type=float, default=None,
+              help="Seconds before the submission is killed (default: the organizers' hour scaled to the stub, "
+                   "see evaluator/harness/dryrun.py; about 85 s).")
+@click.option("--out", type=click.Path(path_type=Path), default=DRY_RUN.out, show_default=True,
+              help="Output folder (cleared when an earlier dry-run made it).")
+@click.option("--mode", type=click.Choice(MODES), default=DRY_RUN.mode, show_default=True,
+              help="Scoring mode of the evaluator (fast: batched, may differ where the model is unsure).")
+@click.option("--threads", type=click.IntRange(min=0), default=DRY_RUN.threads, show_default=True,
+              help="Torch threads for scoring and OMP_NUM_THREADS for the submission (0: leave the defaults).")
+@click.option("--submission-kwargs", default=None,
+              help="JSON object of keyword arguments added to the four positional ones (not what the organizers "
+                   "did; for quick checks).")
+@click.option("--no-cache", is_flag=True, help="Score the target again instead of reusing cached before scores.")
+@click.option("--json", "as_json", is_flag=True, help="Print summary.json instead of the table.")
+@click.option("--progress", is_flag=True, help="Progress bars while building and scoring.")
+@click.option("--report", "make_report", is_flag=True,
+              help="Also write the HTML/Markdown report of the after scores, with the before scores as the baseline "
+                   f"and {DRY_RUN.report_bootstrap} bootstrap resamples (seed {DRY_RUN.report_seed}), into --out/report/ (report.html, report.md).")
+def dry_run_command(submission, data, split, time_limit, out, mode, threads, submission_kwargs, no_cache, as_json,
+                    progress, make_report):
+    """Run a submission as the organizers did (separate process, hard time limit, four positional arguments)
+    on the stub target, score before and after, apply both MMLU gates, place the score on the leaderboards.
+
+    Exit codes: 0 ok, 2 bad input, 3 the submission raised, 4 it ran past the time limit, 5 it wrote no
+    checkpoint, 6 its checkpoint does not load (or there is more than one), 7 it changed the input model,
+    8 it fails an MMLU gate.
+    """
+    from evaluator.harness.dryrun import dry_run  # lazy: torch, transformers
+
+    kwargs = {}
+    if submission_kwargs is not None:
+        try:
+            kwargs = json.loads(submission_kwargs)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"--submission-kwargs: malformed JSON ({exc.msg})") from None
+        if not isinstance(kwargs, dict):
+            raise InputError("--submission-kwargs: not a JSON object")
+    settings = DryRunSettings(submission=submission, data=data, split=split, out=out, time_limit_s=time_limit,
+                              mode=mode, threads=threads, submission_kwargs=kwargs, use_cache=not no_cache,
+                              show_progress=progress, report=make_report)
+    report = dry_run(settings, log=lambda line: click.echo(line, err=True))
+    click.echo(json.dumps(report.summary, indent=2) if as_json else report.table)
+    click.echo(f"wrote {out}/{SUMMARY_FILE}" + (", evaluation_results.jsonl" if report.summary["after"] else "")
+               + (f", {report.summary['report']['html']}" if report.summary.get("report") else ""), err=True)
+    sys.exit(report.exit_code)
+
+
+@click.command("pack")
+@click.option("--submission", default=DEFAULT_PACKAGE, show_default=True,
+              help="The package to pack (found on disk, never imported).")
+@click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_PACK_OUT, show_default=True,
+              help="The single .py file to write.")
+def pack_command(submission, out):
+    """One self-contained .py file with unlearn() and every module of the package it needs (the organizers
+    took a single file). Check it with: unlearn-eval dry-run --submission OUT."""
+    result = pack(submission, out)
+    click.echo(f"wrote {result.path} ({len(result.text.encode()) // 1024} KiB): {', '.join(result.modules)}")
+
+
+@click.command("check")
+@click.argument("results", type=click.Path(path_type=Path))
+@click.option("--thresholds", type=click.Path(path_type=Path), default=None,
+              help="TOML file of thresholds (e.g. ci/thresholds.toml); options override its values.")
+@click.option("--min-final", type=float, default=None, help="Final score at least this.")
+@click.option("--min-task-aggregate", type=float, default=None, help="Task aggregate at least this.")
+@click.option("--min-mia", type=float, default=None, help="MIA score (mia_final_score) at least this.")
+@click.option("--min-mmlu", type=float, default=None, help="MMLU average at least this.")
+@click.option("--gate", "gates", type=click.Choice(GATES), multiple=True,
+              help=f"MMLU gate: absolute (>= {MMLU_GATE_7B}) or relative (>= {RELATIVE_GATE_FRACTION:.0%} of before; "
+                   f"needs a dry-run {SUMMARY_FILE}).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print JSON: each check with its value, limit, margin (value - limit) and passed, and the exit code.")
+def check_command(results, thresholds, min_final, min_task_aggregate, min_mia, min_mmlu, gates, as_json):
+    """Hold RESULTS (evaluation_results.jsonl, a dry-run summary.json, or the folder holding one) to
+    thresholds.
+
+    \b
+    Exit codes:
+      0  every threshold holds
+      1  a threshold failed
+      2  bad input: a file it could not read (missing, malformed JSON or
+         TOML), an unknown thresholds key, a value of the wrong type
+      3  the run did not finish, so no after scores: a dry-run summary.json
+         without after figures (verdict timeout, raised, no-checkpoint,
+         unloadable...), or an evaluation folder with the resume journal
+         .partial/ but no evaluation_results.jsonl
+    """
+    wanted = read_thresholds(thresholds) if thresholds is not None else {}
+    given = {"min_final": min_final, "min_task_aggregate": min_task_aggregate, "min_mia": min_mia,
+             "min_mmlu": min_mmlu}
+    wanted.update(validate_thresholds({k: v for k, v in given.items() if v is not None}, "options"))
+    if gates:
+        wanted["gate"] = list(dict.fromkeys(gates))
+    figures = read_figures(results)
+    checks = run_checks(figures, wanted)  # bad input (exit 2) before an unfinished run (exit 3)
+    code = exit_code(figures, checks)
+    if as_json:
+        click.echo(checks_json(figures, checks))
+    elif code == EXIT_NOT_FINISHED:
+        click.echo(f"error: {figures.path}: {figures.not_finished}", err=True)
+    else:
+        click.echo(format_checks(figures, checks))
+    sys.exit(code)
+
+
+COMMANDS = (make_stub, make_target, dry_run_command, pack_command, check_command)

@@ -1,0 +1,61 @@
+"""``report`` and ``compare``: reading evaluation folders (``evaluator.analysis``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from evaluator.analysis.bootstrap import DEFAULT_RESAMPLES
+from evaluator.analysis.compare import compare_directories, format_comparison
+from evaluator.analysis.report import write_report
+from evaluator.core.errors import InputError
+from evaluator.core.modes import DTYPES, DEFAULT_DTYPE
+
+
+@click.command()
+@click.argument("result_dir", type=click.Path(path_type=Path))
+@click.option("--baseline", type=click.Path(path_type=Path), default=None,
+              help="Evaluation folder of the model before unlearning: 'before' bars, changes, retain items lost.")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Report folder (default RESULT_DIR/report).")
+@click.option("--bootstrap", "n_bootstrap", type=click.IntRange(min=0), default=DEFAULT_RESAMPLES, show_default=True,
+              help="Bootstrap resamples for the 95% intervals (0: none).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
+              help="With --mia: first write RESULT_DIR/mia_results/extra.csv (extra MIA attacks) from this model.")
+@click.option("--mia", type=click.Path(path_type=Path), default=None, help="Folder with member.jsonl, nonmember.jsonl.")
+@click.option("--dtype", type=click.Choice(DTYPES), default=DEFAULT_DTYPE, show_default=True,
+              help="--checkpoint only.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True, help="--checkpoint only.")
+@click.option("--trust-remote-code", is_flag=True, help="--checkpoint only.")
+def report(result_dir, baseline, out, n_bootstrap, seed, checkpoint, mia, dtype, batch_size, trust_remote_code):
+    """Write an HTML report (self-contained) and its Markdown twin for an evaluation folder."""
+    if (checkpoint is None) != (mia is None):
+        raise InputError("--checkpoint and --mia go together (they write mia_results/extra.csv)")
+    if checkpoint is not None:
+        from evaluator.model.engine import check_checkpoint  # lazy: torch loads only when a checkpoint does
+        from evaluator.model.mia_extra import write_mia_extra
+
+        check_checkpoint(checkpoint)
+        extra = write_mia_extra(checkpoint, mia, result_dir, dtype, batch_size, trust_remote_code=trust_remote_code)
+        click.echo(f"wrote {extra}")
+    files = write_report(result_dir, out, baseline, n_bootstrap, seed)
+    click.echo(f"wrote {files.html}\nwrote {files.markdown}")
+
+
+@click.command()
+@click.argument("a_dir", type=click.Path(path_type=Path))
+@click.argument("b_dir", type=click.Path(path_type=Path))
+@click.option("--bootstrap", "n_bootstrap", type=click.IntRange(min=1), default=DEFAULT_RESAMPLES, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--all", "show_all", is_flag=True, help="Also per-task metrics and the 12 terms.")
+@click.option("--json", "as_json", is_flag=True)
+def compare(a_dir, b_dir, n_bootstrap, seed, show_all, as_json):
+    """B - A for every metric of two evaluation folders, with bootstrap intervals (paired where the rows are
+    the same) and a verdict whether B is better beyond noise."""
+    comparison = compare_directories(a_dir, b_dir, n_bootstrap, seed)
+    click.echo(json.dumps(comparison.to_dict()) if as_json else format_comparison(comparison, show_all))
+
+
+COMMANDS = (report, compare)
