@@ -11,6 +11,9 @@ about 2 on a pretrained 7B), so it is measured, not fixed:
   task. The result reads like the members (same kind, same phrasing) but states facts the model never saw
   together: text of the members' kind that the model never saw, built from what we are given.
 - ``document_level``: the model's median per-token loss on such documents, before unlearning.
+- ``membership_score``: the membership attack's score (1 - 2|AUC - 0.5|, SPEC 3) of the forget documents
+  against such documents, on the model as it is now: what the checkpoint selection weighs besides the task
+  metrics, as the official final score does.
 
 On the stub's targets this estimate sits 10-15% under the loss of the real nonmembers (the swapped entities
 are words the model knows, a real nonmember's are new), so it errs on the side of stopping the ascent early.
@@ -81,14 +84,35 @@ def document_losses(model, tokenizer, documents: list[str], device, max_length: 
     return losses
 
 
-def document_level(model, tokenizer, rows: list[Row], device, copies: int = 4, seed: int = 0) -> dict:
-    """The median loss of swapped documents built from ``rows`` (``{"level", "documents", "how"}``), or a
-    level of None when the rows hold too few documents to swap between (fewer than two in every task)."""
+def reference_documents(rows: list[Row], copies: int = 4, seed: int = 0) -> list[str]:
+    """Documents of the members' kind that the model never saw, built from ``rows`` (see the module)."""
     rng = random.Random(seed)
-    built = [d for documents in documents_by_task(rows).values() if len(documents) >= 2
-             for d in swapped_documents(documents, copies, rng)]
+    return [d for documents in documents_by_task(rows).values() if len(documents) >= 2
+            for d in swapped_documents(documents, copies, rng)]
+
+
+def document_level(model, tokenizer, rows: list[Row], device, copies: int = 4, seed: int = 0,
+                   documents: list[str] | None = None) -> dict:
+    """The median loss of swapped documents built from ``rows`` (or the given ``documents``):
+    ``{"level", "documents", "how"}``, a level of None when there are none (fewer than two documents in
+    every task, nothing to swap between)."""
+    built = documents if documents is not None else reference_documents(rows, copies, seed)
     losses = document_losses(model, tokenizer, built, device)
     level = statistics.median(losses) if losses else None
     return {"level": level, "documents": len(losses),
             "how": "median per-token loss, before unlearning, of forget/retain documents with their entities "
                    "swapped across documents of the same task"}
+
+
+def membership_score(model, tokenizer, members: list[str], references: list[str], device) -> float | None:
+    """1 - 2|AUC - 0.5| of the loss attack telling ``members`` (forget documents) from ``references``
+    (documents of their kind the model never saw) on ``model``; None when either side is empty."""
+    from sklearn.metrics import roc_auc_score
+
+    member_losses = document_losses(model, tokenizer, members, device)
+    reference_losses = document_losses(model, tokenizer, references, device)
+    if not member_losses or not reference_losses:
+        return None
+    labels = [1] * len(member_losses) + [0] * len(reference_losses)
+    auc = roc_auc_score(labels, [-x for x in member_losses + reference_losses])  # a lower loss says "member"
+    return 1.0 - 2.0 * abs(auc - 0.5)

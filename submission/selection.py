@@ -7,12 +7,14 @@ computes them. Written here again, not imported: the submission runs without the
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from dataclasses import dataclass
 
 import torch
 from rouge_score import rouge_scorer
 
+from .calibration import membership_score
 from .data import Row
 
 SPLITS = ("forget", "retain")
@@ -24,9 +26,17 @@ class SelectionScore:
     task_aggregate: float  # harmonic mean of the terms (0 when any is 0), the evaluator's task aggregate
     balance: float  # min(mean forget term, mean retain term): progress on both sides, ranks models while the harmonic mean is 0
     terms: tuple[float, ...]
+    # The loss attack's score of the forget documents against documents of their kind never seen
+    # (calibration.membership_score); None when not measured.
+    membership: float | None = None
+
+    @property
+    def combined(self) -> float:
+        """What the official final score weighs besides MMLU: the mean of task aggregate and MIA score."""
+        return self.task_aggregate if self.membership is None else (self.task_aggregate + self.membership) / 2
 
     def key(self) -> tuple[float, float]:
-        return (self.task_aggregate, self.balance)
+        return (self.combined, self.balance)
 
 
 def row_score(row: Row, generated: str) -> float:
@@ -98,9 +108,14 @@ def generate_answers(model, tokenizer, rows: list[Row], batch_size: int, device,
 
 
 def score_model(model, tokenizer, selection: dict[str, list[Row]], batch_size: int, device,
-                synced_gpus: bool = False) -> SelectionScore:
+                synced_gpus: bool = False, documents: tuple[list[str], list[str]] | None = None) -> SelectionScore:
+    """The task metrics on the selection slice; with ``documents`` (members, references) also the loss
+    attack's score (calibration.membership_score)."""
     scored = {}
     for split in SPLITS:
         answers = generate_answers(model, tokenizer, selection[split], batch_size, device, synced_gpus)
         scored[split] = [(row, row_score(row, text)) for row, text in zip(selection[split], answers)]
-    return aggregate(task_terms(scored))
+    score = aggregate(task_terms(scored))
+    if documents is not None:
+        score = dataclasses.replace(score, membership=membership_score(model, tokenizer, *documents, device))
+    return score

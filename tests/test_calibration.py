@@ -83,3 +83,13 @@ def test_the_default_measures_its_ceiling_and_a_number_or_nonsense_is_checked():
     assert resolve_options({"forget_nll_ceiling": "3.5"}).forget_nll_ceiling == 3.5
     with pytest.raises(SubmissionInputError, match="forget_nll_ceiling"):
         resolve_options({"forget_nll_ceiling": "high"})
+
+
+def test_by_default_every_forget_row_is_trained_on():
+    from submission.train import _selection_slices
+
+    rows = [Row(f"{task}{i:03d}{kind}1", f"prompt {i}", f" answer {i}", task)
+            for task in ("Task1", "Task2") for kind in ("sc", "qa") for i in range(40)]
+    training, selection = _selection_slices(rows, rows, resolve_options({}))
+    assert training["forget"] == rows and training["retain"] == rows
+    assert selection["forget"] and all(row in rows for row in selection["forget"])

@@ -160,3 +160,51 @@ def test_two_processes_give_the_same_checkpoint_and_scores_as_one(tmp_path):
                      (result.harmonic_mean_task_aggregate + result.mia_final_score + proxy) / 3))
     for name, a, b in zip(("task aggregate", "MIA score", "final"), *rows):
         assert abs(a - b) <= 0.02, f"{name}: one process {a:.4f}, two processes {b:.4f}"
+
+
+# Two processes whose clocks disagree: process 1's budget runs out after a few steps, the main process's does
+# not. Every stop/continue decision is the main process's (train._main_decides), so both run to the end
+# together; when each process decided by its own clock, one entered a selection pass (collectives inside)
+# that the other skipped, and both waited for each other until the organizers' kill.
+SKEWED_CLOCK = textwrap.dedent("""
+    import os, sys
+    from submission import train
+    if int(os.environ.get("RANK", "0")) == 1:
+        original, calls = train._Clock.left, {"n": 0}
+        def left(self):
+            calls["n"] += 1
+            return -1.0 if calls["n"] > 3 else original(self)
+        train._Clock.left = left
+    from submission import unlearn
+    unlearn(*sys.argv[1:5], max_steps=8, evaluations=2, batch_size=2, retain_batch_size=2, time_budget_s=600)
+""")
+
+
+@pytest.mark.skipif(not Path(ACCELERATE).exists(), reason="accelerate launch is not available")
+def test_two_processes_with_skewed_clocks_follow_the_main_process(tmp_path):
+    sys.path.insert(0, str(ROOT / "tests"))
+    from tiny_target import build_tiny_target
+
+    built = build_tiny_target(tmp_path / "target")
+    script = tmp_path / "skewed.py"
+    script.write_text(SKEWED_CLOCK)
+    out = tmp_path / "out"
+    command = [ACCELERATE, "launch", "--multi_gpu", "--num_machines", "1", "--mixed_precision", "no",
+               "--dynamo_backend", "no", "--num_processes", "2", str(script),
+               str(built.model), str(out), str(built.forget), str(built.retain)]
+    import psutil
+
+    log = tmp_path / "launch.log"
+    with open(log, "wb") as sink:  # a file, not a pipe: hung workers holding a pipe would block the test too
+        process = subprocess.Popen(command, env=ENV, cwd=tmp_path, stdout=sink, stderr=subprocess.STDOUT)
+        try:
+            process.wait(timeout=180)
+        except subprocess.TimeoutExpired:
+            # The workers may sit in sessions of their own: kill the launcher's whole tree.
+            for child in psutil.Process(process.pid).children(recursive=True) + [psutil.Process(process.pid)]:
+                child.kill()
+            process.wait()
+            pytest.fail("two processes with skewed clocks hung (each decided by its own clock)")
+    assert process.returncode == 0, log.read_text(errors="replace")[-3000:]
+    log = json.loads((out / "unlearning_log.json").read_text())
+    assert [h["step"] for h in log["history"]][-1] == 8, "the main process's clock had time: all 8 steps run"
