@@ -41,7 +41,7 @@ def parse_args(argv=None):
     parser.add_argument("--mmlu-data", default=None, help="MMLU CSV folder to run (default: retain proxy)")
     parser.add_argument("--methods", default=None, help="comma-separated (default: all)")
     parser.add_argument("--lrs", default="1e-4,3e-4,1e-3")
-    parser.add_argument("--epochs", default="3,10")
+    parser.add_argument("--epochs", default="2,5")  # the grid README reports: lr {1e-4, 3e-4, 1e-3} x epochs {2, 5}
     parser.add_argument("--extra", default="{}", help="JSON options given to every run (e.g. lora_rank)")
     parser.add_argument("--default-only", action="store_true",
                         help="only the default method at its own defaults (what the organizers' call runs)")
@@ -52,12 +52,13 @@ def parse_args(argv=None):
 
 
 def score(checkpoint: Path, args, out: Path):
-    from evaluator.evaluate import EvaluationSettings, evaluate, score_directory
+    from evaluator.core.tables import score_directory
+    from evaluator.model.evaluate import EvaluationSettings, evaluate
 
     settings = EvaluationSettings(mode="fast", show_progress=False)
     runner = None
     if args.mmlu_data:
-        from evaluator.mmlu import InlineMMLU
+        from evaluator.model.mmlu import InlineMMLU
 
         runner = InlineMMLU(Path(args.mmlu_data), out / "mmlu", show_progress=False)
         result = evaluate(checkpoint, args.data, out, split=args.split, mia=args.mia, settings=settings,
@@ -73,7 +74,7 @@ def materialize_data(args, work: Path) -> str:
     """The submission is handed folders holding forget.* / retain.*: give it those, from --data/--split."""
     if args.split is None:
         return args.data
-    from evaluator.data import load_split
+    from evaluator.core.data import load_split
 
     folder = work / "data"
     folder.mkdir(parents=True, exist_ok=True)

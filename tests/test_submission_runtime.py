@@ -132,7 +132,7 @@ def test_two_processes_give_the_same_checkpoint_and_scores_as_one(tmp_path):
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from evaluator.evaluate import EvaluationSettings, evaluate
+    from evaluator.model.evaluate import EvaluationSettings, evaluate
 
     one, two = tmp_path / "one", tmp_path / "two"
     run_unlearn(one, 1, 4)
