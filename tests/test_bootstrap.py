@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from evaluator.core import scoring
 from evaluator.analysis.bootstrap import RowValues, bootstrap, harmonic_mean_rows, point_estimates
-from evaluator.core.mia_stats import auc_from_ranks
 from evaluator.analysis.compare import compare_values, format_comparison
+from evaluator.core import scoring
+from evaluator.core.mia_stats import auc_from_ranks
 from evaluator.core.results import EvaluationResult
 
 GOLDEN = Path(__file__).resolve().parents[1].parent / "shared" / "golden"

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from evaluator.harness.check import read_thresholds
 from evaluator.cli import main
 from evaluator.core.errors import InputError
+from evaluator.harness.check import read_thresholds
 
 PROJECT = Path(__file__).resolve().parents[1]
 

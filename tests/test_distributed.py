@@ -28,7 +28,8 @@ def test_two_processes_equal_one(golden, tmp_path):
     subprocess.run([sys.executable, *evaluate_command(golden, single)], check=True, env=env, capture_output=True)
     launched = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2",
                                "--multi_gpu", "--num_machines", "1", "--mixed_precision", "no",
-                               "--dynamo_backend", "no", *evaluate_command(golden, double)], env=env, capture_output=True, text=True)
+                               "--dynamo_backend", "no", *evaluate_command(golden, double)],
+                              env=env, capture_output=True, text=True)
     assert launched.returncode == 0, launched.stderr[-3000:]
     assert launched.stdout.count("wrote ") == 1, "only the main process writes and reports"
     for name in FILES:

@@ -14,12 +14,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from fault_cases import CASES_BY_NAME, holds_message
 
 from evaluator.cli import main
 from evaluator.core.leaderboard import load_leaderboard, placement
-from evaluator.harness.dryrun import (EXIT_CODES, DryRunSettings, dry_run,
-                              scaled_time_limit)
-from fault_cases import CASES_BY_NAME, holds_message
+from evaluator.harness.dryrun import EXIT_CODES, DryRunSettings, dry_run, scaled_time_limit
 
 PROJECT = Path(__file__).resolve().parents[1]
 STUB = PROJECT / "data_stub"

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from fault_cases import BAD_INPUT, CASES, CASES_BY_NAME, GOLDEN, PROJECT, holds_message, write_jsonl
 
 from evaluator.cli import main
-from fault_cases import BAD_INPUT, CASES, CASES_BY_NAME, GOLDEN, PROJECT, holds_message, write_jsonl
 
 FINAL_FILES = ("forget_0.csv", "retain_0.csv", "evaluation_results.jsonl")
 
@@ -88,7 +88,8 @@ def test_every_case_is_checked_by_an_existing_test():
 
 def test_faults_table_is_up_to_date():
     """README.md's block between the faults markers is exactly what the generator makes from the registry."""
-    from make_faults_table import README, main as make_table, readme_block, render
+    from make_faults_table import README, readme_block, render
+    from make_faults_table import main as make_table
 
     assert readme_block() == render(), (f"{README}: the 'What happens when...' table is stale: "
                                         "python tests/make_faults_table.py")

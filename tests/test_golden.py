@@ -20,11 +20,11 @@ import pytest
 from click.testing import CliRunner
 
 from evaluator.cli import main
-from evaluator.core.tables import score_directory
-from evaluator.model.evaluate import EvaluationSettings, evaluate
 from evaluator.core.machine import cpu_identity, describe, golden_folder_for, nearest_golden_folder
 from evaluator.core.results import EvaluationResult
 from evaluator.core.scoring import final_score
+from evaluator.core.tables import score_directory
+from evaluator.model.evaluate import EvaluationSettings, evaluate
 
 MODELS = ("target", "unlearned")
 SPLIT_FILES = ("forget_0.csv", "retain_0.csv")
@@ -221,13 +221,22 @@ def test_fast_mode_with_recheck_matches_official_on_the_confident_model(golden, 
     assert result.aggregate_score == official.aggregate_score
 
 
+# README's fast-mode table, held against official mode on the same machine. Measured (plain fast mode, batch 16):
+#   target:    82/84 identical (README's first measurement and an Intel Xeon family 6 model 167); its final cannot move
+#              (four terms are 0, so it is 1/6 whatever is generated): the identical count is the bar that counts;
+#   unlearned: 74/84 (first measurement), 71/84 (Xeon model 167), final 0.262864 vs official 0.262893 there
+#              (|delta| 2.9e-5).
+FAST_BARS = {"target": (82, 0.0), "unlearned": (70, 1e-4)}  # (identical generations of 84, |final - official|)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("model,tolerance", [("target", 0.0), ("unlearned", 0.02)])
-def test_fast_mode_final_score_agrees(golden, official_runs, tmp_path, model, tolerance):
+@pytest.mark.parametrize("model", list(FAST_BARS))
+def test_fast_mode_final_score_agrees(golden, official_runs, tmp_path, model):
+    least_identical, tolerance = FAST_BARS[model]
     official, official_dir = official_runs[model]
     result = run_eval(golden, model, tmp_path, mode="fast")
     same, total = agreement(tmp_path, official_dir)
     print(f"\n{model}, plain fast mode vs official mode, both on {describe()}: {same}/{total} generations "
           f"identical, final {result.aggregate_score:.6f} vs official {official.aggregate_score:.6f}")
     assert abs(result.aggregate_score - official.aggregate_score) <= tolerance
-    assert same >= total * 0.75
+    assert same >= least_identical * total / 84

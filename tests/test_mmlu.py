@@ -15,16 +15,19 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from evaluator.model import mmlu
 from evaluator.cli import main
 from evaluator.core.errors import InputError
 from evaluator.core.gate import utility_gate
+from evaluator.model import mmlu
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 GOLDEN = SHARED / "golden"
 MMLU_DATA = SHARED / "data" / "mmlu"
 GOLDEN_SUBJECTS = ["abstract_algebra", "anatomy", "global_facts"]
-PROBABILITY_TOLERANCE = 1e-4
+# README: batched probabilities within 1e-6 of one-at-a-time in float32, and the batch-1 path equal to the golden
+# open-instruct run. Measured on an Intel Xeon family 6 model 167 (AVX512): batched vs batch 1 up to 7.3e-7 (k5)
+# and 8.9e-8 (k0); ours vs golden up to 1.0e-6 (k5) and 1.6e-7 (k0), the golden probabilities going down to 4e-8.
+PROBABILITY_TOLERANCE = 1e-6
 
 needs_shared = pytest.mark.skipif(not (GOLDEN / "mmlu" / "k5").is_dir() or not MMLU_DATA.is_dir(),
                                   reason=f"{SHARED} absent: the golden MMLU comparisons need ../shared")

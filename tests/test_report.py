@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from evaluator.analysis.report import leaderboard_placement, leaderboard_rank, term_drag, write_report
 from evaluator.cli import main
 from evaluator.core.errors import InputError
 from evaluator.core.leaderboard import find_leaderboard, load_leaderboard, normalize, placement
-from evaluator.analysis.report import leaderboard_placement, leaderboard_rank, term_drag, write_report
 
 GOLDEN = Path(__file__).resolve().parents[1].parent / "shared" / "golden"
 CHROMIUM = Path("/usr/bin/chromium")

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from evaluator.core import scoring
 from evaluator.cli import main
-from evaluator.core.tables import score_generations
+from evaluator.core import scoring
 from evaluator.core.results import EvaluationResult
+from evaluator.core.tables import score_generations
 
 
 def test_regurgitation_is_rouge_recall_target_first():

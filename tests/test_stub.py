@@ -13,8 +13,8 @@ from click.testing import CliRunner
 
 from evaluator.cli import main
 from evaluator.core.data import load_mia, load_sets, read_table, row_kind
-from evaluator.model.mmlu import load_mmlu
 from evaluator.harness.stub import MMLU_QUESTIONS, MMLU_SUBJECTS, TASKS, generate_stub
+from evaluator.model.mmlu import load_mmlu
 
 STUB = Path(__file__).resolve().parents[1] / "data_stub"
 SPLITS = ("train", "validation")

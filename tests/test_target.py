@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from evaluator.harness import target
 from evaluator.cli import main
 from evaluator.core.errors import InputError
+from evaluator.harness import target
 from evaluator.harness.target import BUILD_RECORD, TargetCheckFailed, TargetSettings, build_hash, build_target
 
 STUB = Path(__file__).resolve().parents[1] / "data_stub"

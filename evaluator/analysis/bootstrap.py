@@ -30,6 +30,7 @@ from evaluator.core import scoring
 from evaluator.core.data import SPLITS, row_kind
 from evaluator.core.errors import InputError
 from evaluator.core.mia_stats import auc_from_ranks
+
 # Reading a folder (torch-free); the names stay importable from here.
 from evaluator.core.tables import MIA_DIR, MIA_SETS, folder_mmlu_average, mmlu_question_table, read_folder, read_shards  # noqa: F401
 

@@ -15,8 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluator.analysis.bootstrap import (DEFAULT_RESAMPLES, RowValues, draw_indices, interval, point_estimates, statistics,
-                        stratum_sizes)
+from evaluator.analysis.bootstrap import (
+    DEFAULT_RESAMPLES,
+    RowValues,
+    draw_indices,
+    interval,
+    point_estimates,
+    statistics,
+    stratum_sizes,
+)
 from evaluator.core.errors import InputError
 
 HEADLINE = ("final", "task_aggregate")
@@ -175,7 +182,8 @@ def format_comparison(comparison: Comparison, show_all: bool = False) -> str:
         ci = f"[{m.low:+.4f}, {m.high:+.4f}]"
         lines.append(f"{m.name:42} {m.a:8.4f} {m.b:8.4f} {m.diff:+9.4f} {ci:>21} "
                      f"{m.pairing:>8}  {m.verdict}")
-    lines.append(f"{comparison.n} bootstrap resamples, seed {comparison.seed}; {comparison.paired_strata} strata paired, "
+    lines.append(f"{comparison.n} bootstrap resamples, seed {comparison.seed}; "
+                 f"{comparison.paired_strata} strata paired, "
                  f"{comparison.unpaired_strata} unpaired. Forget metrics: lower is better; MIA AUC: no direction "
                  "(see the MIA score).")
     lines.append(f"verdict: {comparison.verdict}")

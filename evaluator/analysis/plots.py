@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from sklearn.metrics import roc_curve
 
-from evaluator.core import scoring
 from evaluator.analysis.bootstrap import KIND_METRIC
+from evaluator.core import scoring
 from evaluator.core.data import SPLITS
 from evaluator.core.leaderboard import normalize
 from evaluator.core.mia_stats import attack_label, auc_from_ranks

@@ -20,17 +20,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from evaluator.core import scoring
-from evaluator.analysis.plots import (LEADERBOARD_BOARDS, METRIC_LABEL, plot_leaderboard, plot_mia, plot_mmlu,
-                                      plot_tasks, plot_terms)
-from evaluator.core.atomic import write_text_atomic, write_with_atomic
 from evaluator.analysis.bootstrap import DEFAULT_RESAMPLES, KIND_METRIC, BootstrapResult, RowValues, bootstrap
+from evaluator.analysis.plots import (
+    LEADERBOARD_BOARDS,
+    METRIC_LABEL,
+    plot_leaderboard,
+    plot_mia,
+    plot_mmlu,
+    plot_tasks,
+    plot_terms,
+)
+from evaluator.core import scoring
+from evaluator.core.atomic import write_text_atomic, write_with_atomic
 from evaluator.core.data import SPLITS, row_kind
 from evaluator.core.errors import InputError
 from evaluator.core.gate import MMLU_GATE_7B, format_gate
 from evaluator.core.leaderboard import find_leaderboard, normalize
-from evaluator.core.numbers import format_number
 from evaluator.core.mia_stats import attack_label, extra_aucs
+from evaluator.core.numbers import format_number
 from evaluator.core.results import RESULTS_FILE, EvaluationResult
 from evaluator.core.tables import folder_mmlu_average, mmlu_question_table, read_folder, score_generations
 

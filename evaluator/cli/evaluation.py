@@ -17,8 +17,16 @@ from evaluator.cli.root import journal_kept, terminated
 from evaluator.core.atomic import check_output_dir, write_json
 from evaluator.core.errors import InputError
 from evaluator.core.gate import GATE_FILE, MMLU_GATE_7B, RELATIVE_GATE_FRACTION, format_gate, utility_gate
-from evaluator.core.modes import (DEFAULT_BATCH_SIZE, DEFAULT_DTYPE, DEFAULT_MAX_NEW_TOKENS, DEFAULT_MODE,
-                                  DEFAULT_NTRAIN, DTYPES, MODES, mmlu_batch_size)
+from evaluator.core.modes import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_DTYPE,
+    DEFAULT_MAX_NEW_TOKENS,
+    DEFAULT_MODE,
+    DEFAULT_NTRAIN,
+    DTYPES,
+    MODES,
+    mmlu_batch_size,
+)
 from evaluator.core.numbers import format_number
 from evaluator.core.results import read_mmlu_average
 from evaluator.core.scoring import KNOWLEDGE, REGURGITATION, final_score
@@ -91,11 +99,13 @@ def evaluate(checkpoint, data, out, split, mia, mmlu_metrics, mode, dtype, batch
     """Generate, score and write the official files into --out (and --out/gate.json).
 
     Killed or stopped, the same command resumes from the finished rows kept in --out/.partial/ (also under
-    accelerate launch, with any number of processes in official mode; the files equal an uninterrupted run's). Exit codes: 0 ok, 1 disk full or another I/O fault, 2 bad input,
+    accelerate launch, with any number of processes in official mode; the files equal an uninterrupted run's).
+    Exit codes: 0 ok, 1 disk full or another I/O fault, 2 bad input,
     143 SIGTERM, 130 Ctrl-C (README: "What happens when...")."""
     from evaluator.model import mmlu  # lazy: torch and transformers load only when a checkpoint does
     from evaluator.model.engine import check_checkpoint
-    from evaluator.model.evaluate import EvaluationSettings, evaluate as run
+    from evaluator.model.evaluate import EvaluationSettings
+    from evaluator.model.evaluate import evaluate as run
 
     settings = EvaluationSettings(mode=mode, dtype=dtype, batch_size=batch_size, max_new_tokens=max_new_tokens,
                                   trust_remote_code=trust_remote_code, show_progress=not quiet,
@@ -116,7 +126,8 @@ def evaluate(checkpoint, data, out, split, mia, mmlu_metrics, mode, dtype, batch
         if reference_mmlu.is_dir():
             check_checkpoint(reference_mmlu)
             if mmlu_data is None:
-                raise InputError(f"{reference_mmlu}: a reference checkpoint needs --mmlu-data (or give its metrics.json)")
+                raise InputError(f"{reference_mmlu}: a reference checkpoint needs --mmlu-data "
+                                 f"(or give its metrics.json)")
         else:
             reference_average = read_mmlu_average(reference_mmlu)
     result = run(checkpoint, data, out, split=split, mia=mia, mmlu_metrics=mmlu_metrics, settings=settings,
@@ -142,7 +153,8 @@ def evaluate(checkpoint, data, out, split, mia, mmlu_metrics, mode, dtype, batch
 @click.command("mmlu")
 @click.option("--checkpoint", required=True, type=click.Path(path_type=Path), help="Model folder (HF format).")
 @click.option("--data", required=True, type=click.Path(path_type=Path), help="MMLU CSV folder (dev/, test/).")
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder (metrics.json, <subject>.csv).")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Output folder (metrics.json, <subject>.csv).")
 @click.option("--ntrain", type=click.IntRange(min=0), default=DEFAULT_NTRAIN, show_default=True,
               help="Dev examples per prompt.")
 @click.option("--subjects", default=None, help="Comma-separated subjects (default: every test/<subject>_test.csv).")
@@ -197,7 +209,8 @@ def score(folder, mmlu_metrics, out, gate, reference_mmlu, as_json):
 @click.option("--mia-score", required=True, type=float)
 @click.option("--mmlu", required=True, type=float)
 @click.option("--gate", type=float, default=MMLU_GATE_7B, show_default=True)
-@click.option("--reference-mmlu", type=float, default=None, help=f"Reference model's MMLU: adds the {RELATIVE.lower()}.")
+@click.option("--reference-mmlu", type=float, default=None,
+              help=f"Reference model's MMLU: adds the {RELATIVE.lower()}.")
 @click.option("--json", "as_json", is_flag=True)
 def aggregate(task_aggregate, mia_score, mmlu, gate, reference_mmlu, as_json):
     """The final score from its three parts, and the MMLU gate."""

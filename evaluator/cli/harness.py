@@ -17,9 +17,19 @@ from evaluator.core.errors import InputError
 from evaluator.core.gate import GATES, MMLU_GATE_7B, RELATIVE_GATE_FRACTION
 from evaluator.core.modes import MODES
 from evaluator.harness import stub
-from evaluator.harness.check import (EXIT_NOT_FINISHED, SUMMARY_FILE, checks_json, exit_code, format_checks,
-                                     read_figures, read_thresholds, run_checks, validate_thresholds)
-from evaluator.harness.pack import DEFAULT_OUT as DEFAULT_PACK_OUT, DEFAULT_PACKAGE, pack
+from evaluator.harness.check import (
+    EXIT_NOT_FINISHED,
+    SUMMARY_FILE,
+    checks_json,
+    exit_code,
+    format_checks,
+    read_figures,
+    read_thresholds,
+    run_checks,
+    validate_thresholds,
+)
+from evaluator.harness.pack import DEFAULT_OUT as DEFAULT_PACK_OUT
+from evaluator.harness.pack import DEFAULT_PACKAGE, pack
 from evaluator.harness.settings import DryRunSettings
 
 DRY_RUN = DryRunSettings()  # the defaults
@@ -76,7 +86,8 @@ def make_target(data, out, quiet):
 @click.option("--progress", is_flag=True, help="Progress bars while building and scoring.")
 @click.option("--report", "make_report", is_flag=True,
               help="Also write the HTML/Markdown report of the after scores, with the before scores as the baseline "
-                   f"and {DRY_RUN.report_bootstrap} bootstrap resamples (seed {DRY_RUN.report_seed}), into --out/report/ (report.html, report.md).")
+                   f"and {DRY_RUN.report_bootstrap} bootstrap resamples (seed {DRY_RUN.report_seed}), "
+                   "into --out/report/ (report.html, report.md).")
 def dry_run_command(submission, data, split, time_limit, out, mode, threads, submission_kwargs, no_cache, as_json,
                     progress, make_report):
     """Run a submission as the organizers did (separate process, hard time limit, four positional arguments)
@@ -130,7 +141,8 @@ def pack_command(submission, out):
               help=f"MMLU gate: absolute (>= {MMLU_GATE_7B}) or relative (>= {RELATIVE_GATE_FRACTION:.0%} of before; "
                    f"needs a dry-run {SUMMARY_FILE}).")
 @click.option("--json", "as_json", is_flag=True,
-              help="Print JSON: each check with its value, limit, margin (value - limit) and passed, and the exit code.")
+              help="Print JSON: each check with its value, limit, margin (value - limit) and passed, and the exit "
+                   "code.")
 def check_command(results, thresholds, min_final, min_task_aggregate, min_mia, min_mmlu, gates, as_json):
     """Hold RESULTS (evaluation_results.jsonl, a dry-run summary.json, or the folder holding one) to
     thresholds.

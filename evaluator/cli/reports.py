@@ -11,7 +11,7 @@ from evaluator.analysis.bootstrap import DEFAULT_RESAMPLES
 from evaluator.analysis.compare import compare_directories, format_comparison
 from evaluator.analysis.report import write_report
 from evaluator.core.errors import InputError
-from evaluator.core.modes import DTYPES, DEFAULT_DTYPE
+from evaluator.core.modes import DEFAULT_DTYPE, DTYPES
 
 
 @click.command()

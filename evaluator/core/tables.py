@@ -20,7 +20,8 @@ import pandas as pd
 from evaluator.core import scoring
 from evaluator.core.data import SPLITS
 from evaluator.core.errors import InputError
-from evaluator.core.mia_stats import EXTRA_FILE as MIA_EXTRA_FILE, MIA_SETS  # noqa: F401 (MIA_SETS re-read here)
+from evaluator.core.mia_stats import EXTRA_FILE as MIA_EXTRA_FILE  # noqa: F401 (MIA_SETS re-read here)
+from evaluator.core.mia_stats import MIA_SETS
 from evaluator.core.results import RESULTS_FILE, EvaluationResult
 
 MIA_DIR = "mia_results"
@@ -37,7 +38,8 @@ def read_shards(folder: str | Path, stem: str) -> pd.DataFrame | None:
     try:
         return pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputError(f"{folder}/{stem}_*.csv: cannot read CSV ({type(exc).__name__}: {exc})".splitlines()[0]) from None
+        message = f"{folder}/{stem}_*.csv: cannot read CSV ({type(exc).__name__}: {exc})".splitlines()[0]
+        raise InputError(message) from None
 
 
 def score_generations(generations: Mapping[str, pd.DataFrame], mia_nll: Mapping[str, Sequence[float]] | None = None,

@@ -152,7 +152,8 @@ def read_figures(path: str | Path) -> Figures:
         verdict = str(data["verdict"])
         not_finished = None if after else (f"the run did not finish: dry-run verdict {verdict}, no after scores "
                                            "(no checkpoint was scored)")
-        return Figures(path, "summary", *(_number(after.get(k)) for k in ("final", "task_aggregate", "mia_score", "mmlu")),
+        return Figures(path, "summary",
+                       *(_number(after.get(k)) for k in ("final", "task_aggregate", "mia_score", "mmlu")),
                        before_mmlu=_number(before.get("mmlu")), verdict=verdict, not_finished=not_finished)
     try:
         result = EvaluationResult.from_dict(data)

@@ -59,8 +59,8 @@ from evaluator.core.numbers import format_number
 from evaluator.core.results import RESULTS_FILE, EvaluationResult
 from evaluator.harness.cache import changed_files, default_cache_dir, hash_data_files, store, tree_hashes
 from evaluator.harness.check import SUMMARY_FILE
-from evaluator.harness.settings import KILL_GRACE_S, DryRunSettings
 from evaluator.harness.pack import locate
+from evaluator.harness.settings import KILL_GRACE_S, DryRunSettings
 from evaluator.harness.stub import MIA_FOLDERS, mia_folder
 from evaluator.harness.target import TargetCheckFailed, build_target
 from evaluator.model.engine import check_checkpoint
@@ -334,7 +334,8 @@ class OutputCheck:
 def inspect_output(folder: Path) -> OutputCheck:
     """Exactly one checkpoint, at the top of ``folder`` (the organizers loaded the folder itself), that
     ``AutoTokenizer`` and ``AutoModelForCausalLM`` load."""
-    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+    files = (sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+             if folder.is_dir() else [])
     if not files:
         what = "missing" if not folder.exists() else "empty"
         return OutputCheck(VERDICT_NO_CHECKPOINT, f"the output folder is {what} after the run", [], [])
@@ -343,7 +344,8 @@ def inspect_output(folder: Path) -> OutputCheck:
         where = (f"; a config.json is in {', '.join(c + '/' for c in checkpoints)}, but the organizers loaded "
                  f"the output folder itself" if checkpoints else "")
         listed = ", ".join(files[:6]) + (", ..." if len(files) > 6 else "")
-        return OutputCheck(VERDICT_UNLOADABLE, f"no config.json at the top of the output folder (files: {listed}){where}",
+        return OutputCheck(VERDICT_UNLOADABLE,
+                           f"no config.json at the top of the output folder (files: {listed}){where}",
                            checkpoints, files)
     try:
         check_checkpoint(folder)
@@ -656,5 +658,6 @@ def format_summary(summary: dict) -> str:
     report = summary.get("report")
     if report:
         lines += ["", f"report: {report['html']} (after, with before as the baseline; "
-                      f"{report['bootstrap']} bootstrap resamples, seed {report['seed']}; Markdown: {report['markdown']})"]
+                      f"{report['bootstrap']} bootstrap resamples, seed {report['seed']}; "
+                      f"Markdown: {report['markdown']})"]
     return "\n".join(lines)

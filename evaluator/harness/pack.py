@@ -251,7 +251,8 @@ def render(top: str, filename: str = "unlearn_submission.py") -> tuple[str, list
     packages = sorted((n for n in order if modules[n].is_package), key=lambda n: n.count("."))
     digest = hashlib.sha256("".join(modules[n].relative + "\0" + modules[n].source for n in order).encode()).hexdigest()
     parts = [HEADER.format(top=top, filename=filename, names=", ".join(order), digest=digest)]
-    parts.append(f"_PACKAGES = {packages!r}\n\n_MODULES = [  # (dotted name, is a package, path in the package, source)\n")
+    parts.append(f"_PACKAGES = {packages!r}\n\n"
+                 "_MODULES = [  # (dotted name, is a package, path in the package, source)\n")
     for name in order:
         module = modules[name]
         parts.append(f"    ({name!r}, {module.is_package!r}, {module.relative!r}, {_source_literal(module.source)}),\n")

@@ -204,7 +204,8 @@ class Inventor:
         close = f"By the next {season}, {hero} had {ending}."
         text = " ".join([opening, arrival, claim, journey, close])
         questions = [
-            (self.pick([f"Who arrived carrying {article} {obj} in {town}?", f"Who brought {hero} the {obj}?"]), visitor),
+            (self.pick([f"Who arrived carrying {article} {obj} in {town}?",
+                        f"Who brought {hero} the {obj}?"]), visitor),
             (f"What did {hero} and {visitor} find at {place}?", treasure),
         ]
         return Document("Task1", f'"{self.uuid_stem()}"', text, self.split_point(text, 0.55), questions)
@@ -313,7 +314,8 @@ def mmlu_questions(rng: random.Random) -> dict[str, list[list[str]]]:
     seen = set()
     while len(maths) < n:
         op = rng.choice(["+", "-", "*"])
-        a, b = (rng.randrange(2, 13), rng.randrange(2, 13)) if op == "*" else (rng.randrange(11, 99), rng.randrange(11, 99))
+        low, high = (2, 13) if op == "*" else (11, 99)
+        a, b = rng.randrange(low, high), rng.randrange(low, high)
         if (a, b, op) in seen:
             continue
         seen.add((a, b, op))

@@ -147,7 +147,8 @@ def mmlu_prompts(content: StubContent, rng: random.Random, group: int) -> list[s
         rng.shuffle(order)
         for start in range(0, len(order), group):
             prompts.append(HEADER_TEMPLATE.format(subject_words(subject))
-                           + "".join(format_question(table, i, include_answer=True) for i in order[start:start + group]))
+                           + "".join(format_question(table, i, include_answer=True)
+                                     for i in order[start:start + group]))
     return prompts
 
 

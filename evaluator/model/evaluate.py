@@ -21,11 +21,12 @@ from evaluator.core.data import SPLITS, load_mia, load_sets
 from evaluator.core.errors import InputError
 from evaluator.core.modes import DEFAULT_BATCH_SIZE, DEFAULT_DTYPE, DEFAULT_MAX_NEW_TOKENS, DEFAULT_MODE, check_mode
 from evaluator.core.results import RESULTS_FILE, EvaluationResult, read_mmlu_average
-from evaluator.model.engine import MODES, Engine, check_checkpoint, distributed_state, load_model, load_tokenizer
-from evaluator.model.journal import Journal, run_description
+
 # Scoring a folder of CSVs (ours or the official script's --keep_files output) needs no model: it lives in
 # evaluator.core.tables (torch-free, shared with the report and the bootstrap).
 from evaluator.core.tables import MIA_DIR, MIA_SETS, score_generations
+from evaluator.model.engine import MODES, Engine, check_checkpoint, distributed_state, load_model, load_tokenizer
+from evaluator.model.journal import Journal, run_description
 
 GENERATION_COLUMNS = ["id", "task", "input", "expected_output", "model_output", "nll"]
 

@@ -1,21 +1,13 @@
-"""Extra membership-inference diagnostics beside the official loss attack (which alone counts for the score).
+"""Extra membership-inference diagnostics beside the official loss attack (which alone counts for the score):
+the model pass.
 
-One loss pass per document that keeps the per-token log-probabilities (and the mean and spread of the
-log-probability under the model's own next-token distribution) gives, for every document:
+One loss pass per document keeps the per-token log-probabilities and the mean and spread of the
+log-probability under the model's own next-token distribution; the attacks' statistics (zlib ratio, Min-K%,
+Min-K%++) are pure functions of those arrays, in ``evaluator.core.mia_stats`` (which says what each is), so
+they are tested without a model. ``extra.csv`` in ``mia_results/`` holds one row per document.
 
-- ``zlib_ratio``: log-likelihood / zlib-compressed length in bytes (Carlini et al., 2021; as in the
-  Min-K% code of Shi et al.): ``-nll / len(zlib.compress(document))``;
-- ``min_k_<k>``: Min-K% Prob (Shi et al., 2024): the mean of the k% lowest token log-probabilities;
-- ``min_k_pp_<k>``: Min-K%++ (Zhang et al., 2025): the same over ``(log p(x_t) - mu_t) / sigma_t``, with
-  ``mu_t`` and ``sigma_t`` the mean and standard deviation of ``log p(.)`` under ``p(.)`` at position t.
-
-Every statistic is oriented "higher = more likely a member", so its AUC (members labelled 1) reads like
-the official one. ``extra.csv`` in ``mia_results/`` holds one row per document: ``id``, ``set``
-(member/nonmember), ``nll`` and one column per statistic.
-
-The model pass mirrors SPEC 2's MIA loss (``tokenizer(document).input_ids``, the whole document) but is
-batched and right-padded with an attention mask; the statistics themselves are pure functions of the
-token arrays (:func:`document_statistics`), so they are tested without a model.
+The pass mirrors SPEC 2's MIA loss (``tokenizer(document).input_ids``, the whole document) but is batched
+and right-padded with an attention mask.
 """
 
 from __future__ import annotations
@@ -31,7 +23,6 @@ from evaluator.core.atomic import write_with_atomic
 from evaluator.core.data import load_mia
 from evaluator.core.mia_stats import DEFAULT_K, EXTRA_FILE, MIA_SETS, TokenStats, statistics_table
 from evaluator.model.engine import load_model
-
 
 # ---------------------------------------------------------------------------------------------------
 # The model pass
