@@ -134,7 +134,8 @@ def main(argv=None) -> int:
         if run["method"] not in best or run["final"] > best[run["method"]]["final"]:
             best[run["method"]] = run
     print(f"\nBest of grid per method (MMLU column: {mmlu_kind}; evaluator fast mode; MIA on {args.mia})")
-    header = f"| {'method':<20} | {'lr':>7} | {'epochs':>6} | {'task agg':>8} | {'MIA':>6} | {'MMLU':>6} | {'final':>6} | {'wall s':>6} |"
+    header = (f"| {'method':<20} | {'lr':>7} | {'epochs':>6} | {'task agg':>8} | {'MIA':>6} | {'MMLU':>6} "
+              f"| {'final':>6} | {'wall s':>6} |")
     print(header)
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
     for method, run in sorted(best.items(), key=lambda kv: -kv[1]["final"]):

@@ -6,6 +6,6 @@ script used it too), tqdm; never the ``evaluator``.
 
 from .data import SubmissionInputError
 from .methods import METHODS
-from .train import DEFAULT_METHOD, UnlearnOptions, unlearn
+from .train import DEFAULT_METHOD, UnlearnOptions, UnlearnSettings, unlearn
 
-__all__ = ["unlearn", "UnlearnOptions", "SubmissionInputError", "METHODS", "DEFAULT_METHOD"]
+__all__ = ["unlearn", "UnlearnSettings", "UnlearnOptions", "SubmissionInputError", "METHODS", "DEFAULT_METHOD"]

@@ -138,7 +138,8 @@ def write_checkpoint(state_dict: dict[str, torch.Tensor], source_dir: Path, outp
         for key, value in state_dict.items():
             if tie_word_embeddings and key == "lm_head.weight":
                 continue  # tied to the input embeddings: transformers ties it again on load
-            tensors[key] = value.detach().to(device="cpu", dtype=dtype if value.is_floating_point() else value.dtype).contiguous()
+            target_dtype = dtype if value.is_floating_point() else value.dtype
+            tensors[key] = value.detach().to(device="cpu", dtype=target_dtype).contiguous()
         save_file(tensors, str(staged / WEIGHTS_FILE), metadata={"format": "pt"})
         for item in source_dir.iterdir():
             if (item.is_file() and not item.name.endswith(WEIGHT_SUFFIXES) and item.name not in WEIGHT_INDEXES

@@ -24,7 +24,8 @@ _SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
 @dataclass(frozen=True)
 class SelectionScore:
     task_aggregate: float  # harmonic mean of the terms (0 when any is 0), the evaluator's task aggregate
-    balance: float  # min(mean forget term, mean retain term): progress on both sides, ranks models while the harmonic mean is 0
+    # min(mean forget term, mean retain term): progress on both sides, ranks models while the harmonic mean is 0
+    balance: float
     terms: tuple[float, ...]
     # The loss attack's score of the forget documents against documents of their kind never seen
     # (calibration.membership_score); None when not measured.
@@ -72,7 +73,8 @@ def aggregate(terms: dict[str, list[float]]) -> SelectionScore:
 
 
 @torch.no_grad()
-def generate_answers(model, tokenizer, rows: list[Row], batch_size: int, device, synced_gpus: bool = False) -> list[str]:
+def generate_answers(model, tokenizer, rows: list[Row], batch_size: int, device,
+                     synced_gpus: bool = False) -> list[str]:
     """Greedy continuations, batched (left-padded, rows sorted by prompt length). A row needs no more new
     tokens than its expected answer plus a few: enough to see whether an answer ends where it should
     (exact match) and to cover the expected text (ROUGE-L recall)."""

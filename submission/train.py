@@ -25,7 +25,7 @@ from . import checkpoint
 from .calibration import document_level, documents_by_task, reference_documents
 from .data import Row, SubmissionInputError, collate, encode_row, load_rows, split_selection_rows
 from .methods import METHODS, LossInputs, get_method
-from .selection import SPLITS, SelectionScore, score_model
+from .selection import SPLITS, score_model
 
 DEFAULT_METHOD = "capped_gd"
 LOG_FILE = "unlearning_log.json"
@@ -39,7 +39,7 @@ TIME_LIMIT_VARIABLE = "LUME_TIME_LIMIT_S"
 
 
 @dataclass
-class UnlearnOptions:
+class UnlearnSettings:
     """Every knob, with the defaults chosen by ``benchmarks/bench_methods.py`` (README, "Submission")."""
 
     method: str = DEFAULT_METHOD
@@ -84,12 +84,15 @@ class UnlearnOptions:
     verbose: bool = True
 
 
+# The name before the evaluator and the submission agreed on "Settings" for such classes.
+UnlearnOptions = UnlearnSettings
+
 # Per-method settings that differ from the shared defaults (each method's own, see methods.METHODS).
 METHOD_DEFAULTS: dict[str, dict] = {name: dict(method.defaults) for name, method in METHODS.items()}
 
 
-def resolve_options(options: dict) -> UnlearnOptions:
-    known = {f.name for f in dataclasses.fields(UnlearnOptions)}
+def resolve_options(options: dict) -> UnlearnSettings:
+    known = {f.name for f in dataclasses.fields(UnlearnSettings)}
     unknown = sorted(set(options) - known)
     if unknown:
         raise SubmissionInputError(f"unknown option(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
@@ -104,7 +107,7 @@ def resolve_options(options: dict) -> UnlearnOptions:
         except ValueError:
             raise SubmissionInputError(f"${TIME_LIMIT_VARIABLE} must be a number of seconds, "
                                        f"not {os.environ[TIME_LIMIT_VARIABLE]!r}") from None
-    resolved = UnlearnOptions(**merged)
+    resolved = UnlearnSettings(**merged)
     if resolved.batch_size < 1 or resolved.learning_rate <= 0 or resolved.time_budget_s <= 0:
         raise SubmissionInputError("batch_size, learning_rate and time_budget_s must be positive")
     ceiling = resolved.forget_nll_ceiling
@@ -112,7 +115,8 @@ def resolve_options(options: dict) -> UnlearnOptions:
         try:
             resolved.forget_nll_ceiling = float(ceiling)
         except ValueError:
-            raise SubmissionInputError(f"forget_nll_ceiling must be a number or {MEASURED!r}, not {ceiling!r}") from None
+            raise SubmissionInputError(f"forget_nll_ceiling must be a number or {MEASURED!r}, "
+                                       f"not {ceiling!r}") from None
     if not 0 <= resolved.holdout_fraction < 1:
         raise SubmissionInputError("holdout_fraction must be in [0, 1)")
     return resolved
@@ -196,18 +200,18 @@ def _main_decides(accelerator, decision: bool) -> bool:
     return holder[0]
 
 
-def _log(options: UnlearnOptions, accelerator, message: str) -> None:
+def _log(options: UnlearnSettings, accelerator, message: str) -> None:
     if options.verbose and accelerator.is_main_process:
         print(f"[unlearn] {message}", file=sys.stderr, flush=True)
 
 
-def _train_dtype(options: UnlearnOptions, device: torch.device) -> torch.dtype:
+def _train_dtype(options: UnlearnSettings, device: torch.device) -> torch.dtype:
     if options.train_dtype is not None:
         return checkpoint.DTYPE_NAMES[options.train_dtype]
     return torch.bfloat16 if device.type == "cuda" else torch.float32
 
 
-def _selection_slices(forget_rows: list[Row], retain_rows: list[Row], options: UnlearnOptions):
+def _selection_slices(forget_rows: list[Row], retain_rows: list[Row], options: UnlearnSettings):
     slices, training = {}, {}
     for name, rows in (("forget", forget_rows), ("retain", retain_rows)):
         fraction = min(options.holdout_fraction, options.max_selection_rows / len(rows))
@@ -217,10 +221,10 @@ def _selection_slices(forget_rows: list[Row], retain_rows: list[Row], options: U
 
 
 def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: list[Row],
-         options: UnlearnOptions, started: float) -> dict:
+         options: UnlearnSettings, started: float) -> dict:
     from accelerate import Accelerator
     from accelerate.utils import broadcast_object_list, set_seed
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     method = get_method(options.method)
     # No GPU: say so, or accelerate would not treat a torchrun-style launch as multi-process CPU (gloo).
@@ -241,62 +245,21 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
     selection_dtype = checkpoint.DTYPE_NAMES[options.selection_dtype]
 
     training, selection = _selection_slices(forget_rows, retain_rows, options)
-    encoded = {}
-    for name in SPLITS:
-        encoded[name] = [e for e in (encode_row(tokenizer, r, options.max_length, options.sc_loss_on_prompt)
-                                     for r in training[name]) if e is not None]
-        if not encoded[name]:
-            raise SubmissionInputError(f"the {name} set has no row with an answer token within "
-                                       f"max_length={options.max_length}")
-
+    encoded = _encode_training_rows(tokenizer, training, options)
     if accelerator.is_main_process:
         checkpoint.recover(output)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=train_dtype,
-                                                 trust_remote_code=options.trust_remote_code)
-    base_config = model.config
-    if options.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
-        model.config.use_cache = False
-    lora_rank = _auto_lora(model, accelerator, zero3, options)
-    lora_scaling = None
-    if lora_rank > 0:
-        from peft import LoraConfig, get_peft_model
-
-        alpha = options.lora_alpha if options.lora_alpha is not None else 2.0 * lora_rank
-        lora_scaling = alpha / lora_rank
-        if options.gradient_checkpointing:
-            model.enable_input_require_grads()
-        model = get_peft_model(model, LoraConfig(r=lora_rank, lora_alpha=alpha, lora_dropout=0.0,
-                                                 target_modules="all-linear", task_type="CAUSAL_LM"))
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=options.learning_rate,
-                                  weight_decay=0.0)
-    if deepspeed_plugin is not None and deepspeed_plugin.deepspeed_config.get("train_micro_batch_size_per_gpu") == "auto":
-        deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = options.batch_size
-    model, optimizer = accelerator.prepare(model, optimizer)
-    model.train()
+    model, optimizer, base_config, lora_rank, lora_scaling = _trainable_model(model_dir, accelerator, train_dtype,
+                                                                              zero3, options)
 
     reference = None
     if method.needs_reference and zero3 and lora_rank == 0:
         # A frozen copy loaded under ZeRO-3 would be partitioned too and need its own engine: not built.
         raise SubmissionInputError(f"method {method.name} under ZeRO-3 needs LoRA (--lora-rank 16): its reference "
                                    f"is then the network with the adapter switched off")
-    # Documents of the members' kind never seen (calibration.py), and the forget documents: the level the
-    # ascent stops at, and the membership score the checkpoint selection weighs. Capped, so that a selection
-    # pass on the real 1,112-row forget set stays a small share of the run.
-    rng = random.Random(options.seed)
-    references = reference_documents(forget_rows + retain_rows, seed=options.seed)
-    references = rng.sample(references, min(len(references), options.max_mia_documents * 2))
-    members = [d for documents in documents_by_task(forget_rows).values() for d in documents]
-    members = rng.sample(members, min(len(members), options.max_mia_documents))
+    members, references = _membership_documents(forget_rows, retain_rows, options)
     documents = (members, references) if options.selection_mia and members and references else None
-    ceiling, calibration = options.forget_nll_ceiling, None
-    if ceiling == MEASURED:
-        # Before any step, on the model as given: every process measures the same documents the same way.
-        calibration = document_level(accelerator.unwrap_model(model), tokenizer, [], accelerator.device,
-                                     documents=references)
-        ceiling = calibration["level"]
-        _log(options, accelerator, f"forget loss level: {ceiling if ceiling is None else round(ceiling, 3)} nats/token "
-             f"({calibration['documents']} swapped documents; none: no ceiling)")
+    ceiling, calibration = _forget_ceiling(accelerator.unwrap_model(model), tokenizer, references, accelerator,
+                                           options)
     if method.needs_reference:
         reference = _reference_logits(model, accelerator, model_dir, train_dtype, options, lora_rank > 0)
 
@@ -351,21 +314,13 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
             step -= 1
             break
         began = time.monotonic()
+        # This process's slice of the global batch.
         mine_f = forget_ids[rank * options.batch_size:(rank + 1) * options.batch_size]
         mine_r = retain_ids[rank * retain_batch:(rank + 1) * retain_batch]
-        batch_f = {k: v.to(accelerator.device) for k, v in collate([encoded["forget"][i] for i in mine_f],
-                                                                     tokenizer.pad_token_id).items()}
-        batch_r = {k: v.to(accelerator.device) for k, v in collate([encoded["retain"][i] for i in mine_r],
-                                                                     tokenizer.pad_token_id).items()}
-        loss, logs = method.loss(LossInputs(model=model, forget=batch_f, retain=batch_r, reference=reference,
-                                            forget_weight=options.forget_weight, retain_weight=options.retain_weight,
-                                            beta=options.beta, gamma=options.gamma,
-                                            forget_nll_ceiling=ceiling))
-        accelerator.backward(loss)
-        if options.max_grad_norm:
-            accelerator.clip_grad_norm_(model.parameters(), options.max_grad_norm)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        batches = {name: {k: v.to(accelerator.device) for k, v in
+                          collate([encoded[name][i] for i in ids], tokenizer.pad_token_id).items()}
+                   for name, ids in (("forget", mine_f), ("retain", mine_r))}
+        loss, logs = _optimizer_step(method, model, optimizer, accelerator, batches, reference, ceiling, options)
         elapsed = time.monotonic() - began
         clock.step_s = elapsed if clock.step_s == 0 else 0.9 * clock.step_s + 0.1 * elapsed
         if step % eval_every == 0 or step == steps:
@@ -378,12 +333,99 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
         evaluate_and_keep(step)  # stopped by the clock between two selection passes
     accelerator.wait_for_everyone()
     best = state["best"]
-    return {"method": method.name, "forget_nll_ceiling": ceiling, "steps_done": step, "steps_planned": steps, "best_step": state["best_step"],
+    return {"method": method.name, "forget_nll_ceiling": ceiling, "steps_done": step, "steps_planned": steps,
+            "best_step": state["best_step"],
             "selection_task_aggregate": best.task_aggregate if best else None,
             "seconds": round(time.monotonic() - started, 1), "output": str(output)}
 
 
-def _auto_lora(model, accelerator, zero3: bool, options: UnlearnOptions) -> int:
+def _optimizer_step(method, model, optimizer, accelerator, batches: dict, reference, ceiling: float | None,
+                    options: UnlearnSettings) -> tuple[torch.Tensor, dict[str, float]]:
+    """One step of ``method``'s loss on a forget and a retain batch: backward, clip, update."""
+    loss, logs = method.loss(LossInputs(model=model, forget=batches["forget"], retain=batches["retain"],
+                                        reference=reference, forget_weight=options.forget_weight,
+                                        retain_weight=options.retain_weight, beta=options.beta, gamma=options.gamma,
+                                        forget_nll_ceiling=ceiling))
+    accelerator.backward(loss)
+    if options.max_grad_norm:
+        accelerator.clip_grad_norm_(model.parameters(), options.max_grad_norm)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss, logs
+
+
+def _encode_training_rows(tokenizer, training: dict[str, list[Row]], options: UnlearnSettings) -> dict:
+    encoded = {}
+    for name in SPLITS:
+        encoded[name] = [e for e in (encode_row(tokenizer, r, options.max_length, options.sc_loss_on_prompt)
+                                     for r in training[name]) if e is not None]
+        if not encoded[name]:
+            raise SubmissionInputError(f"the {name} set has no row with an answer token within "
+                                       f"max_length={options.max_length}")
+    return encoded
+
+
+def _trainable_model(model_dir: Path, accelerator, train_dtype: torch.dtype, zero3: bool, options: UnlearnSettings):
+    """The model to train (full or LoRA) and its optimizer, prepared by accelerate; also the base config and
+    the LoRA rank and scaling (None without LoRA) that saving needs."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=train_dtype,
+                                                 trust_remote_code=options.trust_remote_code)
+    base_config = model.config
+    if options.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.config.use_cache = False
+    lora_rank = _auto_lora(model, accelerator, zero3, options)
+    lora_scaling = None
+    if lora_rank > 0:
+        from peft import LoraConfig, get_peft_model
+
+        alpha = options.lora_alpha if options.lora_alpha is not None else 2.0 * lora_rank
+        lora_scaling = alpha / lora_rank
+        if options.gradient_checkpointing:
+            model.enable_input_require_grads()
+        model = get_peft_model(model, LoraConfig(r=lora_rank, lora_alpha=alpha, lora_dropout=0.0,
+                                                 target_modules="all-linear", task_type="CAUSAL_LM"))
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=options.learning_rate,
+                                  weight_decay=0.0)
+    deepspeed_plugin = getattr(accelerator.state, "deepspeed_plugin", None)
+    micro_batch = (deepspeed_plugin.deepspeed_config.get("train_micro_batch_size_per_gpu")
+                   if deepspeed_plugin is not None else None)
+    if micro_batch == "auto":
+        deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = options.batch_size
+    model, optimizer = accelerator.prepare(model, optimizer)
+    model.train()
+    return model, optimizer, base_config, lora_rank, lora_scaling
+
+
+def _membership_documents(forget_rows: list[Row], retain_rows: list[Row],
+                          options: UnlearnSettings) -> tuple[list[str], list[str]]:
+    """The forget documents and documents of their kind never seen (calibration.py): the level the ascent
+    stops at, and the membership score the checkpoint selection weighs. Capped, so that a selection pass on
+    the real 1,112-row forget set stays a small share of the run."""
+    rng = random.Random(options.seed)
+    references = reference_documents(forget_rows + retain_rows, seed=options.seed)
+    references = rng.sample(references, min(len(references), options.max_mia_documents * 2))
+    members = [d for documents in documents_by_task(forget_rows).values() for d in documents]
+    members = rng.sample(members, min(len(members), options.max_mia_documents))
+    return members, references
+
+
+def _forget_ceiling(model, tokenizer, references: list[str], accelerator,
+                    options: UnlearnSettings) -> tuple[float | None, dict | None]:
+    """The ceiling the ascent stops at, and how it was measured (None when it was given)."""
+    if options.forget_nll_ceiling != MEASURED:
+        return options.forget_nll_ceiling, None
+    # Before any step, on the model as given: every process measures the same documents the same way.
+    calibration = document_level(model, tokenizer, [], accelerator.device, documents=references)
+    ceiling = calibration["level"]
+    shown = "none (no ceiling)" if ceiling is None else f"{ceiling:.3f} nats/token"
+    _log(options, accelerator, f"forget loss level: {shown} ({calibration['documents']} swapped documents)")
+    return ceiling, calibration
+
+
+def _auto_lora(model, accelerator, zero3: bool, options: UnlearnSettings) -> int:
     """The LoRA rank to train with. Unless set, full-parameter training where weights, gradients and AdamW
     states (8 bytes a parameter in bfloat16, 16 in float32) fit in 60% of one GPU, or on CPU, or under
     ZeRO-3 (which shards them); otherwise rank 16 with gradient checkpointing: the organizers' plain
@@ -404,7 +446,7 @@ def _auto_lora(model, accelerator, zero3: bool, options: UnlearnOptions) -> int:
     return 16
 
 
-def _reference_logits(model, accelerator, model_dir: Path, dtype: torch.dtype, options: UnlearnOptions,
+def _reference_logits(model, accelerator, model_dir: Path, dtype: torch.dtype, options: UnlearnSettings,
                       lora: bool):
     """The frozen model's logits. With LoRA the reference is the same network with the adapter switched
     off (no second copy in memory); otherwise a frozen copy is loaded, only for the methods that need it."""

@@ -20,8 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from submission import METHODS, methods, unlearn  # noqa: E402
 from tiny_target import build_tiny_target, mean_answer_loss  # noqa: E402
+
+from submission import METHODS, methods, unlearn  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -54,7 +55,8 @@ def unlearned(method: str, forget: float, retain: float, forget_before: float) -
 def test_the_method_raises_the_forget_loss_and_keeps_the_retain_loss(target, tmp_path, method):
     forget, retain = run(target, tmp_path / "out", method)
     forget_before = target[1][0]
-    print(f"\n{method}: forget loss {forget_before:.3f} -> {forget:.3f}, retain loss {target[1][1]:.3f} -> {retain:.3f}")
+    print(f"\n{method}: forget loss {forget_before:.3f} -> {forget:.3f}, "
+          f"retain loss {target[1][1]:.3f} -> {retain:.3f}")
     assert unlearned(method, forget, retain, forget_before), (forget, retain)
 
 

@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT))  # this checkout's packages (the editable install 
 from submission import METHODS, SubmissionInputError, unlearn  # noqa: E402
 from submission import train as train_module  # noqa: E402
 from submission.checkpoint import merge_lora, recover, swap_in  # noqa: E402
-from submission.data import IGNORE_INDEX, Row, encode_row, load_rows, split_selection_rows  # noqa: E402
+from submission.data import IGNORE_INDEX, Row, encode_row, split_selection_rows  # noqa: E402
 from submission.methods import chunked_schedule, random_schedule  # noqa: E402
 from submission.selection import aggregate, row_score, task_terms  # noqa: E402
 
@@ -139,7 +139,8 @@ def test_answer_tokens_alone_carry_the_loss_on_qa_rows():
 
 
 def test_selection_rows_hold_out_a_share_of_every_group():
-    rows = [Row(f"r{i}qa0", "q", "a", "Task2") for i in range(20)] + [Row(f"s{i}sc1", "p", "o", "Task1") for i in range(3)]
+    rows = [Row(f"r{i}qa0", "q", "a", "Task2") for i in range(20)]
+    rows += [Row(f"s{i}sc1", "p", "o", "Task1") for i in range(3)]
     training, selection = split_selection_rows(rows, 0.1, seed=0, rows_per_group=5)
     held_out = [r for r in selection if r not in training]
     assert len(held_out) == 2 and all(r.task == "Task2" for r in held_out)
@@ -150,7 +151,8 @@ def test_selection_rows_hold_out_a_share_of_every_group():
 
 def test_merge_lora_adds_the_scaled_product():
     a, b, w = torch.randn(2, 3), torch.randn(4, 2), torch.randn(4, 3)
-    state = {"base_model.model.layer.q_proj.base_layer.weight": w, "base_model.model.layer.q_proj.lora_A.default.weight": a,
+    state = {"base_model.model.layer.q_proj.base_layer.weight": w,
+             "base_model.model.layer.q_proj.lora_A.default.weight": a,
              "base_model.model.layer.q_proj.lora_B.default.weight": b, "base_model.model.norm.weight": torch.ones(3)}
     merged = merge_lora(state, scaling=2.0)
     assert set(merged) == {"layer.q_proj.weight", "norm.weight"}

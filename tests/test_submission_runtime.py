@@ -126,9 +126,10 @@ def run_unlearn(out: Path, processes: int, batch_size: int) -> None:
 @needs_shared
 @pytest.mark.skipif(not Path(ACCELERATE).exists(), reason="accelerate launch is not available")
 def test_two_processes_give_the_same_checkpoint_and_scores_as_one(tmp_path):
-    """Issue: two processes give a loadable checkpoint and the same method-table row within noise. Same
-    global batch, same row order, gradients averaged by DDP: the weights agree to float rounding, and the
-    evaluator's scores (task aggregate, MIA, final with the retain proxy as MMLU) agree within 0.02."""
+    """Two processes give a loadable checkpoint and the same scores as one. Same global batch, same row order,
+    gradients averaged by DDP: the weights agree to float rounding (README: within 5e-5), and the evaluator's
+    scores (task aggregate, MIA, final with the retain proxy as MMLU), equal where measured, within 0.02 (a
+    rounding difference may flip a greedy choice on another CPU; README says so)."""
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -147,8 +148,10 @@ def test_two_processes_give_the_same_checkpoint_and_scores_as_one(tmp_path):
     moved = max((weights[0][k].float() - load_file(str(TARGET / "model.safetensors"))[k].float()).abs().max().item()
                  for k in weights[0])
     gap = max((weights[0][k].float() - weights[1][k].float()).abs().max().item() for k in weights[0])
+    print(f"\nweights: one vs two processes differ by {gap:.3g} at most; the run moved them by {moved:.3g}")
     assert moved > 1e-3, "the run did not train"
-    assert gap < 0.02 * moved, f"one vs two processes differ by {gap} (weights moved {moved})"
+    # README: within 5e-5 (float rounding of gradients summed in another order; 1.5e-5 and 1.6e-5 measured).
+    assert gap <= 5e-5, f"one vs two processes differ by {gap} (weights moved {moved})"
 
     rows = []
     for out in (one, two):
@@ -158,6 +161,7 @@ def test_two_processes_give_the_same_checkpoint_and_scores_as_one(tmp_path):
         proxy = sum(retain_terms) / len(retain_terms)
         rows.append((result.harmonic_mean_task_aggregate, result.mia_final_score,
                      (result.harmonic_mean_task_aggregate + result.mia_final_score + proxy) / 3))
+    print("scores (task aggregate, MIA score, final) one process:", rows[0], "two processes:", rows[1])
     for name, a, b in zip(("task aggregate", "MIA score", "final"), *rows):
         assert abs(a - b) <= 0.02, f"{name}: one process {a:.4f}, two processes {b:.4f}"
 
