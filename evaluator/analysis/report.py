@@ -38,6 +38,7 @@ from evaluator.core.gate import MMLU_GATE_7B, format_gate
 from evaluator.core.leaderboard import find_leaderboard, normalize
 from evaluator.core.mia_stats import attack_label, extra_aucs
 from evaluator.core.numbers import format_number
+from evaluator.core.provenance import RUN_FILE, describe_run, read_run, run_differences
 from evaluator.core.results import RESULTS_FILE, EvaluationResult
 from evaluator.core.tables import folder_mmlu_average, mmlu_question_table, read_folder, score_generations
 
@@ -67,6 +68,7 @@ class FolderData:
     gate: dict | None
     values: RowValues
     boot: BootstrapResult | None = None
+    run: dict | None = None  # run.json: how the folder was made (evaluator.core.provenance)
 
     @property
     def tasks(self) -> list[str]:
@@ -115,6 +117,7 @@ def load_folder(folder: str | Path, n_bootstrap: int = DEFAULT_RESAMPLES, seed: 
     values = RowValues.from_tables(generations, mia, mmlu_question_table(folder), mmlu_average, extra)
     data = FolderData(folder, result, file_result, {s: scoring.score_rows(generations[s]) for s in SPLITS}, mia,
                       extra, _read_json(folder / "mmlu" / "metrics.json"), _read_json(folder / "gate.json"), values)
+    data.run = read_run(folder)
     if n_bootstrap > 0:
         data.boot = bootstrap(values, n_bootstrap, seed)
     return data
@@ -480,11 +483,33 @@ def _leaderboard_section(data: FolderData) -> Section:
     return section
 
 
+def _run_blocks(label: str, data: FolderData) -> list[Any]:
+    if data.run is None:
+        return [f"{label}: no {RUN_FILE} in {data.folder}; how it was made is not recorded (a folder of the "
+                f"official script, or one made before {RUN_FILE} existed)."]
+    rows = [line.split(": ", 1) if ": " in line else [line, ""] for line in describe_run(data.run)]
+    return [f"{label} ({data.folder / RUN_FILE}):", Table(["", "recorded"], rows)]
+
+
+def _provenance_section(data: FolderData, baseline: FolderData | None) -> Section:
+    section = Section("provenance", "How this was made", _run_blocks("This folder", data))
+    if baseline is not None:
+        section.blocks += _run_blocks("Baseline (before)", baseline)
+        if data.run is not None and baseline.run is not None:
+            differences = run_differences(baseline.run, data.run)
+            if differences:
+                section.blocks.append(f"WARNING: the baseline and this folder were made differently "
+                                      f"({'; '.join(differences)}, baseline vs this): their scores differ by "
+                                      f"rounding as well as by the models.")
+    return section
+
+
 def build_sections(data: FolderData, baseline: FolderData | None) -> list[Section]:
     sections = [_summary_section(data, baseline), _tasks_section(data, baseline), _terms_section(data),
                 _mia_section(data), _mmlu_section(data, baseline)]
     sections += _items_sections(data, baseline)
     sections.append(_leaderboard_section(data))
+    sections.append(_provenance_section(data, baseline))
     return sections
 
 

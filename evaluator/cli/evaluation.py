@@ -28,6 +28,7 @@ from evaluator.core.modes import (
     mmlu_batch_size,
 )
 from evaluator.core.numbers import format_number
+from evaluator.core.provenance import RUN_FILE, describe_run, read_run
 from evaluator.core.results import read_mmlu_average
 from evaluator.core.scoring import KNOWLEDGE, REGURGITATION, final_score
 from evaluator.core.tables import score_directory
@@ -202,6 +203,11 @@ def score(folder, mmlu_metrics, out, gate, reference_mmlu, as_json):
         result.write(out)
         write_json(out.parent / GATE_FILE, gate_report)
     click.echo(result.to_json() if as_json else format_result_table(result, gate_report))
+    run = None if as_json else read_run(folder)
+    if run is not None:
+        click.echo(f"\nHow this was made ({folder / RUN_FILE}):")
+        for line in describe_run(run):
+            click.echo(f"  {line}")
 
 
 @click.command()

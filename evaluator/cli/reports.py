@@ -12,6 +12,7 @@ from evaluator.analysis.compare import compare_directories, format_comparison
 from evaluator.analysis.report import write_report
 from evaluator.core.errors import InputError
 from evaluator.core.modes import DEFAULT_DTYPE, DTYPES
+from evaluator.core.provenance import RUN_FILE, describe_run, read_run, run_differences
 
 
 @click.command()
@@ -55,7 +56,22 @@ def compare(a_dir, b_dir, n_bootstrap, seed, show_all, as_json):
     """B - A for every metric of two evaluation folders, with bootstrap intervals (paired where the rows are
     the same) and a verdict whether B is better beyond noise."""
     comparison = compare_directories(a_dir, b_dir, n_bootstrap, seed)
-    click.echo(json.dumps(comparison.to_dict()) if as_json else format_comparison(comparison, show_all))
+    runs = {"a": read_run(a_dir), "b": read_run(b_dir)}
+    differences = run_differences(runs["a"], runs["b"]) if None not in runs.values() else []
+    warning = (f"WARNING: A and B were made differently ({'; '.join(differences)}): their scores differ by "
+               f"rounding as well as by the models" if differences else None)
+    if as_json:
+        click.echo(json.dumps({**comparison.to_dict(), "runs": runs, "run_differences": differences}))
+        return
+    click.echo(format_comparison(comparison, show_all))
+    for label, folder in (("A", a_dir), ("B", b_dir)):
+        run = runs[label.lower()]
+        click.echo(f"\n{label}: how it was made ({folder / RUN_FILE}):" if run is not None
+                   else f"\n{label}: no {RUN_FILE} in {folder} (how it was made is not recorded)")
+        for line in describe_run(run) if run is not None else []:
+            click.echo(f"  {line}")
+    if warning:
+        click.echo(f"\n{warning}")
 
 
 COMMANDS = (report, compare)

@@ -149,16 +149,21 @@ def load_sets(path: str | Path, hf_split: str | None = None) -> dict[str, pd.Dat
     return {name: load_split(path, name, hf_split) for name in SPLITS}
 
 
-def load_mia(path: str | Path) -> dict[str, pd.DataFrame]:
-    """``member`` and ``nonmember`` documents (columns id, document) from a folder holding both jsonl files."""
+def mia_files(path: str | Path) -> list[Path]:
+    """The ``member.jsonl`` and ``nonmember.jsonl`` that ``load_mia`` reads (directly under ``path``, or under
+    ``path/mia_data``, the public release's layout)."""
     path = Path(path)
     if not path.is_dir():
         raise InputError(f"{path}: not a directory (expected one holding member.jsonl and nonmember.jsonl)")
     if not (path / "member.jsonl").exists() and (path / "mia_data" / "member.jsonl").exists():
         path = path / "mia_data"  # the public release's layout
+    return [path / "member.jsonl", path / "nonmember.jsonl"]
+
+
+def load_mia(path: str | Path) -> dict[str, pd.DataFrame]:
+    """``member`` and ``nonmember`` documents (columns id, document) from a folder holding both jsonl files."""
     out = {}
-    for name in ("member", "nonmember"):
-        file = path / f"{name}.jsonl"
+    for name, file in zip(("member", "nonmember"), mia_files(path)):
         df = read_table(file)
         if df.empty:
             raise InputError(f"{file}: no documents")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -17,16 +18,26 @@ from typing import Callable
 import pandas as pd
 
 from evaluator.core.atomic import check_output_dir, write_with_atomic
-from evaluator.core.data import SPLITS, load_mia, load_sets
+from evaluator.core.data import SPLITS, load_mia, load_sets, locate_split, mia_files
 from evaluator.core.errors import InputError
+from evaluator.core.machine import cpu_identity
 from evaluator.core.modes import DEFAULT_BATCH_SIZE, DEFAULT_DTYPE, DEFAULT_MAX_NEW_TOKENS, DEFAULT_MODE, check_mode
+from evaluator.core.provenance import (
+    FORMAT,
+    RUN_FILE,
+    data_fingerprint,
+    git_revision,
+    package_versions,
+    utc_now,
+    write_run,
+)
 from evaluator.core.results import RESULTS_FILE, EvaluationResult, read_mmlu_average
 
 # Scoring a folder of CSVs (ours or the official script's --keep_files output) needs no model: it lives in
 # evaluator.core.tables (torch-free, shared with the report and the bootstrap).
 from evaluator.core.tables import MIA_DIR, MIA_SETS, score_generations
 from evaluator.model.engine import MODES, Engine, check_checkpoint, distributed_state, load_model, load_tokenizer
-from evaluator.model.journal import Journal, run_description
+from evaluator.model.journal import Journal, checkpoint_fingerprint, run_description, sha256_json
 
 GENERATION_COLUMNS = ["id", "task", "input", "expected_output", "model_output", "nll"]
 
@@ -107,6 +118,7 @@ def evaluate(checkpoint: str | Path, data: str | Path, out: str | Path, split: s
     row, fast mode every finished split or MIA set; either way the files equal an uninterrupted run's
     (evaluator/model/journal.py says what the key covers, and how several processes share the journal).
     """
+    began = time.monotonic()
     if mmlu_runner is not None and (mmlu_metrics is not None or mmlu_average is not None):
         raise InputError("give MMLU either as metrics (--mmlu-metrics) or as data to run (--mmlu-data), not both")
     settings = settings or EvaluationSettings()
@@ -134,9 +146,34 @@ def evaluate(checkpoint: str | Path, data: str | Path, out: str | Path, split: s
     else:
         run_mmlu = lambda: mmlu_average  # noqa: E731
     result = _write_and_score(out, tables, mia_tables, run_mmlu)
+    data_files = [locate_split(data, name, split).path for name in SPLITS] + (mia_files(mia) if mia is not None else [])
+    fingerprint = (journal.description["checkpoint_files"] if journal is not None
+                   else checkpoint_fingerprint(checkpoint))
+    with naming_the_file(out / RUN_FILE):
+        write_run(out, run_record(checkpoint, data, split, mia, settings, fingerprint, data_files,
+                                  state.num_processes, time.monotonic() - began))
     if journal is not None:
         journal.remove()  # every final file is written: nothing left to resume
     return result
+
+
+def run_record(checkpoint, data, split, mia, settings: EvaluationSettings, checkpoint_files: list,
+               data_files: list[Path], processes: int, wall_seconds: float) -> dict:
+    """What ``run.json`` records (``evaluator.core.provenance``): how this folder was made."""
+    import torch  # already loaded with the model
+
+    return {"format": FORMAT, "command": "unlearn-eval evaluate",
+            "mode": settings.mode, "dtype": settings.dtype, "batch_size": settings.batch_size,
+            "max_new_tokens": settings.max_new_tokens, "recheck_margin": settings.recheck_margin,
+            "trust_remote_code": settings.trust_remote_code,
+            "checkpoint": str(checkpoint), "checkpoint_fingerprint": f"sha256:{sha256_json(checkpoint_files)}",
+            "data": str(data), "split": split, "mia": None if mia is None else str(mia),
+            "data_fingerprint": data_fingerprint(data_files),
+            "versions": package_versions(),
+            "machine": cpu_identity(),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "processes": processes, "wall_seconds": round(wall_seconds, 3),
+            "git_revision": git_revision(), "written_utc": utc_now()}
 
 
 def _open_journal(out: Path, checkpoint, sets: dict, documents: dict | None, settings: EvaluationSettings,

@@ -73,7 +73,7 @@ def checkpoint_fingerprint(folder: str | Path) -> list[list]:
     return entries
 
 
-def _sha256_json(value) -> str:
+def sha256_json(value) -> str:
     return hashlib.sha256(json.dumps(value, ensure_ascii=False, sort_keys=True).encode("utf-8")).hexdigest()
 
 
@@ -83,9 +83,9 @@ def run_description(checkpoint, sets: dict, documents: dict | None, settings: di
     rows = {name: {c: [str(v) for v in table[c]] for c in ("id", "input", "output", "task")}
             for name, table in sets.items()}
     mia = (None if documents is None else
-           _sha256_json({name: [str(d) for d in table["document"]] for name, table in documents.items()}))
+           sha256_json({name: [str(d) for d in table["document"]] for name, table in documents.items()}))
     return {"format": FORMAT, "checkpoint": str(checkpoint), "checkpoint_files": checkpoint_fingerprint(checkpoint),
-            "rows_sha256": _sha256_json(rows), "mia_sha256": mia, "settings": settings,
+            "rows_sha256": sha256_json(rows), "mia_sha256": mia, "settings": settings,
             "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
             # bfloat16 rounds by CPU and device, not by kernel path alone (SPEC 6): rows from another machine
             # kind are not reused
@@ -94,7 +94,7 @@ def run_description(checkpoint, sets: dict, documents: dict | None, settings: di
 
 def run_key(description: dict) -> str:
     keyed = {k: v for k, v in description.items() if k != "checkpoint"}  # the folder's content, not its name
-    return _sha256_json(keyed)[:16]
+    return sha256_json(keyed)[:16]
 
 
 class Journal:
