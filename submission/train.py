@@ -25,7 +25,7 @@ from . import checkpoint
 from .calibration import document_level, documents_by_task, reference_documents
 from .data import Row, SubmissionInputError, collate, encode_row, load_rows, split_selection_rows
 from .methods import METHODS, LossInputs, get_method
-from .selection import SPLITS, score_model
+from .selection import SPLITS, SelectionScore, score_model
 
 DEFAULT_METHOD = "capped_gd"
 LOG_FILE = "unlearning_log.json"
@@ -223,8 +223,7 @@ def _selection_slices(forget_rows: list[Row], retain_rows: list[Row], options: U
 def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: list[Row],
          options: UnlearnSettings, started: float) -> dict:
     from accelerate import Accelerator
-    from accelerate.utils import broadcast_object_list, set_seed
-    from transformers import AutoTokenizer
+    from accelerate.utils import set_seed
 
     method = get_method(options.method)
     # No GPU: say so, or accelerate would not treat a torchrun-style launch as multi-process CPU (gloo).
@@ -236,13 +235,9 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
     margin = options.safety_margin_s if options.safety_margin_s is not None else 0.1 * options.time_budget_s
     clock = _Clock(started, options.time_budget_s, margin)
 
-    tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=options.trust_remote_code)
-    if tokenizer.eos_token_id is None:
-        raise SubmissionInputError(f"{model_dir}: the tokenizer has no eos token")
-    tokenizer.pad_token = tokenizer.eos_token
+    tokenizer = _tokenizer(model_dir, options)
     save_dtype = checkpoint.input_dtype(model_dir)
     train_dtype = _train_dtype(options, accelerator.device)
-    selection_dtype = checkpoint.DTYPE_NAMES[options.selection_dtype]
 
     training, selection = _selection_slices(forget_rows, retain_rows, options)
     encoded = _encode_training_rows(tokenizer, training, options)
@@ -277,17 +272,7 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
 
     def evaluate_and_keep(step: int) -> None:
         began = time.monotonic()
-        scored_model = accelerator.unwrap_model(model)
-        if selection_dtype != train_dtype and not zero3:
-            # e.g. float32 training on CPU: score a bfloat16 copy, as the evaluator will load the checkpoint
-            scored_model = copy.deepcopy(scored_model).to(selection_dtype)
-        score = score_model(scored_model, tokenizer, selection, options.eval_batch_size,
-                            accelerator.device, synced_gpus=zero3, documents=documents)
-        del scored_model
-        if world > 1:  # every process takes the main process's verdict
-            holder = [score]
-            broadcast_object_list(holder)
-            score = holder[0]
+        score = _selection_score(model, tokenizer, selection, documents, accelerator, train_dtype, zero3, options)
         clock.eval_s = max(clock.eval_s, time.monotonic() - began)
         state["history"].append({"step": step, "task_aggregate": score.task_aggregate, "membership": score.membership,
                                  "balance": score.balance, "seconds": round(time.monotonic() - started, 1)})
@@ -337,6 +322,36 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
             "best_step": state["best_step"],
             "selection_task_aggregate": best.task_aggregate if best else None,
             "seconds": round(time.monotonic() - started, 1), "output": str(output)}
+
+
+def _tokenizer(model_dir: Path, options: UnlearnSettings):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=options.trust_remote_code)
+    if tokenizer.eos_token_id is None:
+        raise SubmissionInputError(f"{model_dir}: the tokenizer has no eos token")
+    tokenizer.pad_token = tokenizer.eos_token  # as the organizers' scoring pads
+    return tokenizer
+
+
+def _selection_score(model, tokenizer, selection: dict[str, list[Row]], documents, accelerator,
+                     train_dtype: torch.dtype, zero3: bool, options: UnlearnSettings) -> SelectionScore:
+    """The selection pass: task metrics on the slice and the membership score, in the dtype the organizers
+    load the checkpoint in; every process takes the main process's score."""
+    scored_model = accelerator.unwrap_model(model)
+    selection_dtype = checkpoint.DTYPE_NAMES[options.selection_dtype]
+    if selection_dtype != train_dtype and not zero3:
+        # e.g. float32 training on CPU: score a bfloat16 copy, as the evaluator will load the checkpoint
+        scored_model = copy.deepcopy(scored_model).to(selection_dtype)
+    score = score_model(scored_model, tokenizer, selection, options.eval_batch_size,
+                        accelerator.device, synced_gpus=zero3, documents=documents)
+    if accelerator.num_processes > 1:
+        from accelerate.utils import broadcast_object_list
+
+        holder = [score]
+        broadcast_object_list(holder)
+        score = holder[0]
+    return score
 
 
 def _optimizer_step(method, model, optimizer, accelerator, batches: dict, reference, ceiling: float | None,
