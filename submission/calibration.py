@@ -91,13 +91,10 @@ def reference_documents(rows: list[Row], copies: int = 4, seed: int = 0) -> list
             for d in swapped_documents(documents, copies, rng)]
 
 
-def document_level(model, tokenizer, rows: list[Row], device, copies: int = 4, seed: int = 0,
-                   documents: list[str] | None = None) -> dict:
-    """The median loss of swapped documents built from ``rows`` (or the given ``documents``):
-    ``{"level", "documents", "how"}``, a level of None when there are none (fewer than two documents in
-    every task, nothing to swap between)."""
-    built = documents if documents is not None else reference_documents(rows, copies, seed)
-    losses = document_losses(model, tokenizer, built, device)
+def document_level(model, tokenizer, references: list[str], device) -> dict:
+    """The median loss of ``references`` (``reference_documents``): ``{"level", "documents", "how"}``, a level
+    of None when there are none (fewer than two documents in every task, nothing to swap between)."""
+    losses = document_losses(model, tokenizer, references, device)
     level = statistics.median(losses) if losses else None
     return {"level": level, "documents": len(losses),
             "how": "median per-token loss, before unlearning, of forget/retain documents with their entities "

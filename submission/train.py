@@ -433,7 +433,7 @@ def _forget_ceiling(model, tokenizer, references: list[str], accelerator,
     if options.forget_nll_ceiling != MEASURED:
         return options.forget_nll_ceiling, None
     # Before any step, on the model as given: every process measures the same documents the same way.
-    calibration = document_level(model, tokenizer, [], accelerator.device, documents=references)
+    calibration = document_level(model, tokenizer, references, accelerator.device)
     ceiling = calibration["level"]
     shown = "none (no ceiling)" if ceiling is None else f"{ceiling:.3f} nats/token"
     _log(options, accelerator, f"forget loss level: {shown} ({calibration['documents']} swapped documents)")

@@ -12,9 +12,18 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from tiny_target import build_tiny_target  # noqa: E402
 
 from submission import SubmissionInputError  # noqa: E402
-from submission.calibration import ENTITY, document_level, documents_by_task, swapped_documents  # noqa: E402
+from submission.calibration import (  # noqa: E402
+    ENTITY,
+    document_level,
+    documents_by_task,
+    reference_documents,
+    swapped_documents,
+)
 from submission.data import Row  # noqa: E402
 from submission.train import MEASURED, resolve_options  # noqa: E402
 
@@ -51,31 +60,24 @@ def test_documents_by_task_takes_whole_passages_of_sentence_completion_rows_only
 
 
 @pytest.fixture(scope="module")
-def tiny_model():
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import OlmoConfig, OlmoForCausalLM, PreTrainedTokenizerFast
+def tiny_model(tmp_path_factory):
+    """The tests' tiny target untrained (tests/tiny_target.py, 0 steps): its loss is that of random weights."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    raw = Tokenizer(models.BPE())
-    raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    raw.train_from_iterator(DOCUMENTS * 4, trainers.BpeTrainer(vocab_size=300, special_tokens=["<eos>"],
-                                                                initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                                                show_progress=False))
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="<eos>", pad_token="<eos>")
-    torch.manual_seed(0)
-    model = OlmoForCausalLM(OlmoConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
-                                       num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
-                                       max_position_embeddings=128))
-    return model, tokenizer
+    built = build_tiny_target(tmp_path_factory.mktemp("untrained"), steps=0)
+    return AutoModelForCausalLM.from_pretrained(built.model), AutoTokenizer.from_pretrained(built.model)
 
 
 def test_the_level_is_the_median_loss_of_swapped_documents_and_is_finite(tiny_model):
     model, tokenizer = tiny_model
     rows = [Row(f"d{i}sc1", d[:20], d[20:], "Task2") for i, d in enumerate(DOCUMENTS)]
-    measured = document_level(model, tokenizer, rows, torch.device("cpu"), copies=2, seed=0)
+    measured = document_level(model, tokenizer, reference_documents(rows, copies=2), torch.device("cpu"))
     assert measured["documents"] > 0 and measured["level"] is not None
-    # An untrained model over a vocabulary of ~300 tokens: about log(300) nats a token, never 0 or inf.
+    # Random weights over a vocabulary of ~400 tokens: about log(400) = 6 nats a token, never 0 or inf.
     assert 3.0 < measured["level"] < 9.0
-    assert document_level(model, tokenizer, rows[:1], torch.device("cpu"))["level"] is None  # nothing to swap with
+    nothing_to_swap_with = reference_documents(rows[:1])
+    assert nothing_to_swap_with == []
+    assert document_level(model, tokenizer, nothing_to_swap_with, torch.device("cpu"))["level"] is None
 
 
 def test_the_default_measures_its_ceiling_and_a_number_or_nonsense_is_checked():
