@@ -17,17 +17,29 @@ about 2 on a pretrained 7B), so it is measured, not fixed:
 
 On the stub's targets this estimate sits 10-15% under the loss of the real nonmembers (the swapped entities
 are words the model knows, a real nonmember's are new), so it errs on the side of stopping the ascent early.
+
+Better, when one has them: documents of the members' kind that the model never saw, given as
+``calibration_docs`` (a folder of ``.jsonl`` files with a ``document`` field, as the public release's
+``mia_data/nonmember.jsonl``, or ``.txt`` files, one document each), or baked into the packed file by
+``unlearn-eval pack --calibration-docs DIR`` (the organizers' call passes four paths and nothing else). The
+level is still measured on the model handed over, at run time; only the documents travel.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import statistics
+from pathlib import Path
 
 import torch
 
-from .data import Row
+from .data import Row, SubmissionInputError
+
+# Calibration files (name -> text), put here by ``unlearn-eval pack --calibration-docs``; empty in the package.
+BAKED_CALIBRATION_FILES: dict[str, str] = {}
+CALIBRATION_SUFFIXES = (".jsonl", ".txt")
 
 # An e-mail address, a number (digits with inner dashes: dates, phone numbers, ids), a capitalized word.
 ENTITY = re.compile(r"\S+@\S+|\d[\d\-]*\d|\d|[A-Z][a-z]+")
@@ -91,14 +103,59 @@ def reference_documents(rows: list[Row], copies: int = 4, seed: int = 0) -> list
             for d in swapped_documents(documents, copies, rng)]
 
 
-def document_level(model, tokenizer, references: list[str], device) -> dict:
-    """The median loss of ``references`` (``reference_documents``): ``{"level", "documents", "how"}``, a level
-    of None when there are none (fewer than two documents in every task, nothing to swap between)."""
+def parse_calibration_file(name: str, text: str) -> list[str]:
+    """The documents of one calibration file: a ``.jsonl`` file's ``document`` fields (``text`` accepted), or a
+    ``.txt`` file's whole text. ``name`` is only for the error line."""
+    if name.endswith(".txt"):
+        return [text.strip()] if text.strip() else []
+    documents = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise SubmissionInputError(f"{name}: line {number}: malformed JSON ({exc.msg})") from None
+        document = record.get("document", record.get("text")) if isinstance(record, dict) else None
+        if not isinstance(document, str):
+            raise SubmissionInputError(f"{name}: line {number}: no string 'document' (or 'text') field")
+        documents.append(document)
+    return documents
+
+
+def read_calibration_files(path: str | Path) -> dict[str, str]:
+    """name -> text of the calibration files at ``path`` (a folder's ``.jsonl``/``.txt`` files, or one file)."""
+    path = Path(path)
+    if path.is_file():
+        files = [path]
+    elif path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in CALIBRATION_SUFFIXES)
+    else:
+        raise SubmissionInputError(f"{path}: calibration documents not found (a folder or a .jsonl/.txt file)")
+    if not files or any(p.suffix not in CALIBRATION_SUFFIXES for p in files):
+        raise SubmissionInputError(f"{path}: no .jsonl or .txt calibration file")
+    return {str(p): p.read_text(encoding="utf-8") for p in files}
+
+
+def calibration_documents(path: str | Path | None) -> tuple[list[str], str | None]:
+    """The calibration documents given (``path``), else those baked into the packed file; and where they come
+    from (None: there are none, the swapped documents serve instead)."""
+    files, source = (read_calibration_files(path), str(path)) if path else (BAKED_CALIBRATION_FILES, "baked")
+    documents = [d for name, text in files.items() for d in parse_calibration_file(name, text)]
+    if path and not documents:
+        raise SubmissionInputError(f"{path}: the calibration files hold no document")
+    return documents, (f"{len(documents)} calibration documents ({source})" if documents else None)
+
+
+def document_level(model, tokenizer, references: list[str], device, source: str | None = None) -> dict:
+    """The median loss of ``references``: ``{"level", "documents", "how"}``, a level of None when there are
+    none (fewer than two documents in every task, nothing to swap between). ``source`` names calibration
+    documents when they are the references, else they are ``reference_documents``."""
     losses = document_losses(model, tokenizer, references, device)
     level = statistics.median(losses) if losses else None
-    return {"level": level, "documents": len(losses),
-            "how": "median per-token loss, before unlearning, of forget/retain documents with their entities "
-                   "swapped across documents of the same task"}
+    of = source or ("forget/retain documents with their entities swapped across documents of the same task "
+                    "(no calibration documents given)")
+    return {"level": level, "documents": len(losses), "how": f"median per-token loss, before unlearning, of {of}"}
 
 
 def membership_score(model, tokenizer, members: list[str], references: list[str], device) -> float | None:

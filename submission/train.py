@@ -22,8 +22,9 @@ from pathlib import Path
 import torch
 
 from . import checkpoint
-from .calibration import document_level, documents_by_task, reference_documents
+from .calibration import calibration_documents, document_level, documents_by_task, reference_documents
 from .data import Row, SubmissionInputError, collate, encode_row, load_rows, split_selection_rows
+from .hub import resolve_model
 from .methods import METHODS, LossInputs, get_method
 from .selection import SPLITS, SelectionScore, score_model
 
@@ -56,6 +57,10 @@ class UnlearnSettings:
     # Stop ascending on forget rows whose loss is above this; "measured": the level of documents of their kind
     # the model never saw, measured on this model before training (calibration.document_level).
     forget_nll_ceiling: float | str | None = None
+    # Documents of the members' kind the model never saw (a folder of .jsonl/.txt files, calibration.py): the
+    # level and the selection's membership score are measured on them instead of on swapped documents. None:
+    # those baked into the packed file by `unlearn-eval pack --calibration-docs`, if any.
+    calibration_docs: str | None = None
     sc_loss_on_prompt: bool = True  # sentence-completion rows: loss on the whole passage, not just the continuation
     lora_rank: int | None = None  # 0: full-parameter; >0: LoRA of that rank, merged before saving; None: see _auto_lora
     lora_alpha: float | None = None  # default 2 * rank
@@ -119,6 +124,8 @@ def resolve_options(options: dict) -> UnlearnSettings:
                                        f"not {ceiling!r}") from None
     if not 0 <= resolved.holdout_fraction < 1:
         raise SubmissionInputError("holdout_fraction must be in [0, 1)")
+    if resolved.calibration_docs is not None:
+        calibration_documents(resolved.calibration_docs)  # a bad folder fails here, before anything is written
     return resolved
 
 
@@ -155,11 +162,12 @@ def check_output_dir(output: str | Path, model_dir: Path) -> Path:
 def unlearn(input_path_to_unlearning_candidate_model, output_path_to_write_unlearned_model,
             path_to_forget_set, path_to_retain_set, **options) -> dict:
     """Unlearn the forget set from the model, keep the retain set, and leave the best checkpoint found
-    within the time budget in the output folder. Every input is checked before anything is written.
+    within the time budget in the output folder. Every input is checked before anything is written. The
+    model is a folder or a Hugging Face id (``owner/name[@revision]``) already in the local cache.
     Returns a summary (method, steps, selection score of the saved checkpoint, seconds)."""
     started = time.monotonic()
     resolved = resolve_options(options)
-    model_dir = check_model_dir(input_path_to_unlearning_candidate_model)
+    model_dir = check_model_dir(resolve_model(input_path_to_unlearning_candidate_model))
     output = check_output_dir(output_path_to_write_unlearned_model, model_dir)
     forget_rows = load_rows(path_to_forget_set, "forget")
     retain_rows = load_rows(path_to_retain_set, "retain")
@@ -251,10 +259,10 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
         # A frozen copy loaded under ZeRO-3 would be partitioned too and need its own engine: not built.
         raise SubmissionInputError(f"method {method.name} under ZeRO-3 needs LoRA (--lora-rank 16): its reference "
                                    f"is then the network with the adapter switched off")
-    members, references = _membership_documents(forget_rows, retain_rows, options)
+    members, references, source = _membership_documents(forget_rows, retain_rows, options)
     documents = (members, references) if options.selection_mia and members and references else None
-    ceiling, calibration = _forget_ceiling(accelerator.unwrap_model(model), tokenizer, references, accelerator,
-                                           options)
+    ceiling, calibration = _forget_ceiling(accelerator.unwrap_model(model), tokenizer, references, source,
+                                           accelerator, options)
     if method.needs_reference:
         reference = _reference_logits(model, accelerator, model_dir, train_dtype, options, lora_rank > 0)
 
@@ -415,28 +423,32 @@ def _trainable_model(model_dir: Path, accelerator, train_dtype: torch.dtype, zer
 
 
 def _membership_documents(forget_rows: list[Row], retain_rows: list[Row],
-                          options: UnlearnSettings) -> tuple[list[str], list[str]]:
-    """The forget documents and documents of their kind never seen (calibration.py): the level the ascent
-    stops at, and the membership score the checkpoint selection weighs. Capped, so that a selection pass on
-    the real 1,112-row forget set stays a small share of the run."""
+                          options: UnlearnSettings) -> tuple[list[str], list[str], str | None]:
+    """The forget documents and documents of their kind never seen (calibration.py: the calibration documents
+    given or baked, else swapped ones), and where the latter come from: the level the ascent stops at, and
+    the membership score the checkpoint selection weighs. Capped, so that a selection pass on the real
+    1,112-row forget set stays a small share of the run."""
     rng = random.Random(options.seed)
-    references = reference_documents(forget_rows + retain_rows, seed=options.seed)
+    references, source = calibration_documents(options.calibration_docs)
+    if not references:
+        references = reference_documents(forget_rows + retain_rows, seed=options.seed)
     references = rng.sample(references, min(len(references), options.max_mia_documents * 2))
     members = [d for documents in documents_by_task(forget_rows).values() for d in documents]
     members = rng.sample(members, min(len(members), options.max_mia_documents))
-    return members, references
+    return members, references, source
 
 
-def _forget_ceiling(model, tokenizer, references: list[str], accelerator,
+def _forget_ceiling(model, tokenizer, references: list[str], source: str | None, accelerator,
                     options: UnlearnSettings) -> tuple[float | None, dict | None]:
     """The ceiling the ascent stops at, and how it was measured (None when it was given)."""
     if options.forget_nll_ceiling != MEASURED:
         return options.forget_nll_ceiling, None
     # Before any step, on the model as given: every process measures the same documents the same way.
-    calibration = document_level(model, tokenizer, references, accelerator.device)
+    calibration = document_level(model, tokenizer, references, accelerator.device, source)
     ceiling = calibration["level"]
     shown = "none (no ceiling)" if ceiling is None else f"{ceiling:.3f} nats/token"
-    _log(options, accelerator, f"forget loss level: {shown} ({calibration['documents']} swapped documents)")
+    _log(options, accelerator, f"forget loss level: {shown} ({calibration['how']}; {calibration['documents']} "
+         f"scored)")
     return ceiling, calibration
 
 

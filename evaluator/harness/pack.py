@@ -22,6 +22,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import importlib.util
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -178,8 +179,9 @@ HEADER = '''"""Packed by `unlearn-eval pack` from the package `{top}`: one self-
 single-file interface. `unlearn(model_in, model_out, forget_dir, retain_dir)` is at top level;
 `python {filename} MODEL OUT FORGET RETAIN` calls it.
 
-Below, each module's source, unchanged, in dependency order. At import time each becomes a module object
-registered in sys.modules under its dotted name, so the package's relative imports work as they did.
+Below, each module's source, unchanged (constants baked in: {baked}), in dependency order. At import
+time each becomes a module object registered in sys.modules under its dotted name, so the package's
+relative imports work as they did.
 Modules: {names}
 Source sha256: {digest}
 """
@@ -239,9 +241,70 @@ class PackResult:
     text: str
 
 
-def render(top: str, filename: str = "unlearn_submission.py") -> tuple[str, list[str]]:
-    """The packed file's text for package ``top``, and its modules in the order they are executed."""
+# Where ``pack --calibration-docs`` bakes the files: a top-level assignment in this module of the package.
+CALIBRATION_MODULE, CALIBRATION_CONSTANT = "calibration", "BAKED_CALIBRATION_FILES"
+CALIBRATION_SUFFIXES = (".jsonl", ".txt")
+
+
+def read_calibration_docs(path: str | Path) -> dict[str, str]:
+    """file name -> text of the calibration documents at ``path`` (a folder's .jsonl/.txt files, or one such
+    file), checked the way the submission parses them: each .jsonl line a JSON object with a string
+    ``document`` (or ``text``) field."""
+    path = Path(path)
+    files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.suffix in CALIBRATION_SUFFIXES) \
+        if path.is_dir() else None
+    if files is None:
+        raise InputError(f"{path}: calibration documents not found (a folder or a .jsonl/.txt file)")
+    if not files or any(p.suffix not in CALIBRATION_SUFFIXES for p in files):
+        raise InputError(f"{path}: no .jsonl or .txt calibration file")
+    out, documents = {}, 0
+    for file in files:
+        text = file.read_text(encoding="utf-8")
+        for number, line in enumerate(text.splitlines() if file.suffix == ".jsonl" else [], start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{file}: line {number}: malformed JSON ({exc.msg})") from None
+            if not isinstance(record, dict) or not isinstance(record.get("document", record.get("text")), str):
+                raise InputError(f"{file}: line {number}: no string 'document' (or 'text') field")
+            documents += 1
+        documents += file.suffix == ".txt" and bool(text.strip())
+        out[file.name] = text
+    if not documents:
+        raise InputError(f"{path}: the calibration files hold no document")
+    return out
+
+
+def bake_constant(module: ModuleSource, name: str, value) -> None:
+    """Replace the value of ``module``'s top-level assignment to ``name`` with ``repr(value)``."""
+    for node in ast.parse(module.source).body:
+        target = node.target if isinstance(node, ast.AnnAssign) else (
+            node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None)
+        if isinstance(target, ast.Name) and target.id == name and node.value is not None:
+            lines = module.source.splitlines(keepends=True)
+            start = sum(len(line) for line in lines[: node.value.lineno - 1]) + len(
+                lines[node.value.lineno - 1].encode()[: node.value.col_offset].decode())
+            end = sum(len(line) for line in lines[: node.value.end_lineno - 1]) + len(
+                lines[node.value.end_lineno - 1].encode()[: node.value.end_col_offset].decode())
+            module.source = module.source[:start] + repr(value) + module.source[end:]
+            return
+    raise InputError(f"{module.path}: no top-level assignment to {name} to bake into")
+
+
+def render(top: str, filename: str = "unlearn_submission.py",
+           calibration_files: dict[str, str] | None = None) -> tuple[str, list[str]]:
+    """The packed file's text for package ``top``, and its modules in the order they are executed.
+    ``calibration_files`` (``read_calibration_docs``) are baked into ``top.calibration``."""
     modules, root = discover(top)
+    baked = "none"
+    if calibration_files:
+        module = modules.get(f"{top}.{CALIBRATION_MODULE}")
+        if module is None:
+            raise InputError(f"{top}: no {CALIBRATION_MODULE} module to bake calibration documents into")
+        bake_constant(module, CALIBRATION_CONSTANT, calibration_files)
+        baked = f"{module.name}.{CALIBRATION_CONSTANT} = {len(calibration_files)} calibration file(s)"
     for module in modules.values():
         module.imports = read_imports(module, modules, top, root)
     order = dependency_order(modules, top)
@@ -250,7 +313,7 @@ def render(top: str, filename: str = "unlearn_submission.py") -> tuple[str, list
         raise InputError(f"{init.path}: no top-level {ENTRY_POINT} (defined or imported) for the organizers to call")
     packages = sorted((n for n in order if modules[n].is_package), key=lambda n: n.count("."))
     digest = hashlib.sha256("".join(modules[n].relative + "\0" + modules[n].source for n in order).encode()).hexdigest()
-    parts = [HEADER.format(top=top, filename=filename, names=", ".join(order), digest=digest)]
+    parts = [HEADER.format(top=top, filename=filename, names=", ".join(order), digest=digest, baked=baked)]
     parts.append(f"_PACKAGES = {packages!r}\n\n"
                  "_MODULES = [  # (dotted name, is a package, path in the package, source)\n")
     for name in order:
@@ -279,13 +342,15 @@ DEFAULT_PACKAGE = "submission"
 DEFAULT_OUT = Path("unlearn_submission.py")  # the single file to hand in
 
 
-def pack(package: str = DEFAULT_PACKAGE, out: str | Path = DEFAULT_OUT) -> PackResult:
-    """Write the packed file atomically (a reader sees the old file or the whole new one)."""
+def pack(package: str = DEFAULT_PACKAGE, out: str | Path = DEFAULT_OUT,
+         calibration_docs: str | Path | None = None) -> PackResult:
+    """Write the packed file atomically (a reader sees the old file or the whole new one), with the calibration
+    documents at ``calibration_docs`` baked in when given (the submission measures its level on them)."""
     out = Path(out)
     if out.suffix != ".py":
         raise InputError(f"{out}: the packed file must end in .py")
     if out.is_dir():
         raise InputError(f"{out}: is a directory")
-    text, order = render(package, out.name)
+    text, order = render(package, out.name, read_calibration_docs(calibration_docs) if calibration_docs else None)
     write_text_atomic(out, text)
     return PackResult(out, order, text)
