@@ -42,6 +42,10 @@ from .train import DEFAULT_METHOD, unlearn
 @click.option("--forget-nll-ceiling", default=None,
               help="Stop ascending on forget rows whose loss (nats/token) is above this; 'measured': the loss of "
                    "documents of their kind the model never saw, measured before training (capped_gd's default).")
+@click.option("--calibration-docs", type=click.Path(exists=True), default=None,
+              help="Documents of the members' kind the model never saw (a folder of .jsonl files with a 'document' "
+                   "field, like the release's mia_data/nonmember.jsonl, or .txt files): the 'measured' level and "
+                   "the selection's membership score use them instead of swapped forget/retain documents.")
 @click.option("--lora-rank", type=int, default=None, help="LoRA rank (0: full-parameter training).")
 @click.option("--lora-alpha", type=float, default=None, help="LoRA alpha (default 2 x rank).")
 @click.option("--gradient-checkpointing/--no-gradient-checkpointing", default=None)
@@ -56,6 +60,9 @@ from .train import DEFAULT_METHOD, unlearn
 @click.option("--quiet", is_flag=True, help="No progress lines.")
 def command(model, out, forget, retain, quiet, **options):
     """Unlearn FORGET from the model in MODEL, keep RETAIN, write the best checkpoint to OUT.
+
+    MODEL is a model folder or a Hugging Face id (owner/name[@revision]) already in the local Hugging Face
+    cache (never downloaded here: fetch it first with `hf download owner/name`).
 
     FORGET and RETAIN are folders holding forget.parquet / forget.jsonl (retain.*), or such files.
     """

@@ -122,11 +122,16 @@ def dry_run_command(submission, data, split, time_limit, out, mode, threads, sub
               help="The package to pack (found on disk, never imported).")
 @click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_PACK_OUT, show_default=True,
               help="The single .py file to write.")
-def pack_command(submission, out):
+@click.option("--calibration-docs", type=click.Path(path_type=Path), default=None,
+              help="Bake these documents of the members' kind that the target never saw (a folder of .jsonl files "
+                   "with a 'document' field, like the release's mia_data/nonmember.jsonl, or .txt files) into the "
+                   "file: the submission measures its forget-loss level on them, on the model it is handed.")
+def pack_command(submission, out, calibration_docs):
     """One self-contained .py file with unlearn() and every module of the package it needs (the organizers
     took a single file). Check it with: unlearn-eval dry-run --submission OUT."""
-    result = pack(submission, out)
-    click.echo(f"wrote {result.path} ({len(result.text.encode()) // 1024} KiB): {', '.join(result.modules)}")
+    result = pack(submission, out, calibration_docs)
+    click.echo(f"wrote {result.path} ({len(result.text.encode()) // 1024} KiB): {', '.join(result.modules)}"
+               + (f"; calibration documents from {calibration_docs} baked in" if calibration_docs else ""))
 
 
 @click.command("check")
