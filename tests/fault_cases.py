@@ -1,7 +1,7 @@
 """Every fault and bad input the project handles, with the exit code and the one line it prints.
 
-This registry is the single source of the "What happens when..." table in README.md (``python
-tests/make_faults_table.py`` writes it between the faults markers; tests/test_faults.py fails when the README's
+This registry is the single source of the "What happens when..." table in docs/faults.md (``python
+tests/make_faults_table.py`` writes it between the faults markers; tests/test_faults.py fails when that page's
 block differs from what the generator makes now) and of the tests:
 ``tests/test_faults.py`` runs every case that has a ``setup`` through the real command line and checks the
 exit code and the message, and every other case names the test that checks it, which looks its case up
