@@ -59,3 +59,10 @@ def test_download_refused_offline(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(InputError, match="HF_HUB_OFFLINE"):
         resolve_model("lume-test/absent", allow_download=True)
+
+
+def test_hub_id_of_a_snapshot(tmp_path):
+    from evaluator.core.hub import hub_id_of
+
+    assert hub_id_of(fake_cache(tmp_path / "hub")) == f"lume-test/tiny@{COMMIT}"
+    assert hub_id_of(tmp_path) is None

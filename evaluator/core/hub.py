@@ -61,6 +61,18 @@ def check_download_allowed() -> None:
                          "(HF_HUB_OFFLINE=0) to download, or fetch the model beforehand")
 
 
+def hub_id_of(folder: str | os.PathLike) -> str | None:
+    """``owner/name@commit`` when ``folder`` is a snapshot in a Hugging Face cache
+    (``.../models--OWNER--NAME/snapshots/COMMIT``), else ``None``: what ``run.json`` records beside the path."""
+    parts = Path(folder).parts
+    if len(parts) < 3 or parts[-2] != "snapshots" or not parts[-3].startswith("models--"):
+        return None
+    owner_name = parts[-3][len("models--"):].split("--")
+    if len(owner_name) != 2:
+        return None
+    return "/".join(owner_name) + "@" + parts[-1]
+
+
 def resolve_model(ref: str | os.PathLike, allow_download: bool = False, download_option: str | None = None
                   ) -> Path:
     """The folder that holds the model ``ref`` names: an existing folder is returned as it is; a Hub id

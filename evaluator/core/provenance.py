@@ -138,7 +138,9 @@ def describe_run(run: dict) -> list[str]:
     wall = run.get("wall_seconds")
     return [
         "settings: " + ", ".join(settings),
-        f"checkpoint: {_shown(run.get('checkpoint'))} (fingerprint {_short(run.get('checkpoint_fingerprint'))})",
+        f"checkpoint: {_shown(run.get('checkpoint'))}"
+        + (f" (Hugging Face {run['checkpoint_hub_id']})" if run.get("checkpoint_hub_id") else "")
+        + f" (fingerprint {_short(run.get('checkpoint_fingerprint'))})",
         f"data: {_shown(run.get('data'))}" + (f", MIA {run['mia']}" if run.get("mia") else "")
         + f" ({files} files, {_short(data)})",
         f"machine: {describe(machine) if isinstance(machine, dict) else 'not recorded'}; "

@@ -20,6 +20,7 @@ import pandas as pd
 from evaluator.core.atomic import check_output_dir, write_with_atomic
 from evaluator.core.data import SPLITS, load_mia, load_sets, locate_split, mia_files
 from evaluator.core.errors import InputError
+from evaluator.core.hub import hub_id_of
 from evaluator.core.machine import cpu_identity
 from evaluator.core.modes import DEFAULT_BATCH_SIZE, DEFAULT_DTYPE, DEFAULT_MAX_NEW_TOKENS, DEFAULT_MODE, check_mode
 from evaluator.core.provenance import (
@@ -166,7 +167,8 @@ def run_record(checkpoint, data, split, mia, settings: EvaluationSettings, check
             "mode": settings.mode, "dtype": settings.dtype, "batch_size": settings.batch_size,
             "max_new_tokens": settings.max_new_tokens, "recheck_margin": settings.recheck_margin,
             "trust_remote_code": settings.trust_remote_code,
-            "checkpoint": str(checkpoint), "checkpoint_fingerprint": f"sha256:{sha256_json(checkpoint_files)}",
+            "checkpoint": str(checkpoint), "checkpoint_hub_id": hub_id_of(checkpoint),
+            "checkpoint_fingerprint": f"sha256:{sha256_json(checkpoint_files)}",
             "data": str(data), "split": split, "mia": None if mia is None else str(mia),
             "data_fingerprint": data_fingerprint(data_files),
             "versions": package_versions(),

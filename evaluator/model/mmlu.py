@@ -4,7 +4,11 @@ utility gate built on its ``average_acc``.
 Three layers, kept apart:
 
 - Data and prompts (pure): the original CSV layout (``dev/``, ``test/``, ``<subject>_<split>.csv``, no
-  header: question, A, B, C, D, answer), the open-instruct prompt and its 2048-token cut.
+  header: question, A, B, C, D, answer) or the Hugging Face ``cais/mmlu`` parquet layout
+  (``<subject>/test-*.parquet``, ``<subject>/dev-*.parquet``, or one ``all/`` folder; columns question,
+  subject, choices, answer 0-3), the open-instruct prompt and its 2048-token cut. A parquet table is
+  written out as the CSV it came from and read back with ``read_csv``, so both layouts give the same
+  values (numbers included), hence the same prompts.
 - Scoring (pure): per-question correctness from the four candidate probabilities, ``metrics.json``
   (``average_acc``, ``subcat_acc``, ``cat_acc``) and the gate.
 - Model I/O: the next-token probabilities of ``" A"`` .. ``" D"``. Two paths give the same numbers:
@@ -39,6 +43,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import io
 import json
 from dataclasses import dataclass, field
 from importlib import resources
@@ -76,10 +81,17 @@ class SubjectData:
     test: pd.DataFrame
 
 
-def _read_split(path: Path) -> pd.DataFrame:
+PARQUET_COLUMNS = ("question", "choices", "answer")
+PARQUET_ALL = "all"  # cais/mmlu's folder with every subject in one table (a "subject" column)
+PARQUET_NOT_SUBJECTS = (PARQUET_ALL, "auxiliary_train")
+
+
+def _read_split(path: Path, text: str | None = None) -> pd.DataFrame:
+    """A split in the CSV layout from ``path`` (or from ``text``, the CSV a parquet table was turned
+    into; ``path`` then only names it)."""
     try:
         # pandas defaults, header=None: how open-instruct reads them, so numbers format as it saw them.
-        table = pd.read_csv(path, header=None)
+        table = pd.read_csv(path if text is None else io.StringIO(text), header=None)
     except FileNotFoundError:
         raise InputError(f"{path}: file not found") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -93,11 +105,74 @@ def _read_split(path: Path) -> pd.DataFrame:
     return table
 
 
+def _parquet_files(folder: Path, split: str) -> list[Path]:
+    """The shards of one split in a cais/mmlu folder (``test-00000-of-00001.parquet``, ...), in order."""
+    return sorted(folder.glob(f"{split}-*.parquet"))
+
+
+def is_parquet_layout(data_dir: str | Path) -> bool:
+    """Whether ``data_dir`` is the cais/mmlu parquet layout (no ``test/`` folder of CSVs, but subject
+    folders or an ``all/`` folder holding ``test-*.parquet``)."""
+    data_dir = Path(data_dir)
+    if (data_dir / "test").is_dir():
+        return False
+    return any(_parquet_files(folder, "test") for folder in data_dir.glob("*/") if folder.is_dir())
+
+
+def _parquet_split(data_dir: Path, subject: str, split: str) -> tuple[Path, str] | None:
+    """One subject's split of the parquet layout as CSV text (question, A, B, C, D, answer letter), and
+    the file it came from; ``None`` when there is no such split. Its own folder first, else ``all/``."""
+    files = _parquet_files(data_dir / subject, split)
+    from_all = not files and subject not in PARQUET_NOT_SUBJECTS
+    if from_all:
+        files = _parquet_files(data_dir / PARQUET_ALL, split)
+    if not files:
+        return None
+    frames = []
+    for file in files:
+        try:
+            frame = pd.read_parquet(file)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{file}: cannot read parquet ({type(exc).__name__}: {exc})".splitlines()[0]) from None
+        missing = [c for c in PARQUET_COLUMNS + (("subject",) if from_all else ()) if c not in frame.columns]
+        if missing:
+            raise InputError(f"{file}: no column {', '.join(missing)} (cais/mmlu: question, subject, choices, "
+                             f"answer)")
+        frames.append(frame[frame["subject"] == subject] if from_all else frame)
+    table = pd.concat(frames, ignore_index=True)
+    if from_all and table.empty:
+        return None
+    rows = []
+    for index, (question, choices, answer) in enumerate(zip(table["question"], table["choices"], table["answer"])):
+        if choices is None or len(choices) != len(CHOICES):
+            raise InputError(f"{files[0].parent}: {split} row {index + 1} of {subject}: "
+                             f"{0 if choices is None else len(choices)} choices, expected 4")
+        if isinstance(answer, (bool, np.bool_)) or not isinstance(answer, (int, np.integer)) \
+                or not 0 <= answer < len(CHOICES):
+            raise InputError(f"{files[0].parent}: {split} row {index + 1} of {subject}: answer {answer!r} is not "
+                             f"0-3")
+        rows.append([question, *choices, CHOICES[int(answer)]])
+    text = pd.DataFrame(rows).to_csv(header=False, index=False)
+    return files[0], text
+
+
 def list_subjects(data_dir: str | Path) -> list[str]:
-    """Every subject with a ``test/<subject>_test.csv``, sorted (open-instruct's order)."""
-    test_dir = Path(data_dir) / "test"
+    """Every subject with a ``test/<subject>_test.csv`` (or, in the parquet layout, a
+    ``<subject>/test-*.parquet`` or rows in ``all/test-*.parquet``), sorted (open-instruct's order)."""
+    data_dir = Path(data_dir)
+    if is_parquet_layout(data_dir):
+        subjects = {folder.name for folder in data_dir.glob("*/")
+                    if folder.name not in PARQUET_NOT_SUBJECTS and _parquet_files(folder, "test")}
+        for file in _parquet_files(data_dir / PARQUET_ALL, "test"):
+            try:
+                subjects.update(pd.read_parquet(file, columns=["subject"])["subject"].unique())
+            except (OSError, ValueError, KeyError) as exc:
+                raise InputError(f"{file}: cannot read its subject column ({type(exc).__name__})") from None
+        return sorted(subjects)
+    test_dir = data_dir / "test"
     if not test_dir.is_dir():
-        raise InputError(f"{test_dir}: not found (MMLU data needs dev/ and test/ with <subject>_<split>.csv)")
+        raise InputError(f"{test_dir}: not found (MMLU data needs dev/ and test/ with <subject>_<split>.csv, "
+                         f"or the cais/mmlu parquet layout <subject>/test-*.parquet)")
     subjects = sorted(p.name[: -len("_test.csv")] for p in test_dir.glob("*_test.csv"))
     if not subjects:
         raise InputError(f"{test_dir}: no <subject>_test.csv file")
@@ -105,8 +180,11 @@ def list_subjects(data_dir: str | Path) -> list[str]:
 
 
 def load_subject(data_dir: str | Path, subject: str, ntrain: int) -> SubjectData:
-    """SPEC 3 / SPEC 1 CSV layout. A missing dev file is fine with ``ntrain == 0``, an error otherwise."""
+    """SPEC 3 / SPEC 1 CSV layout (or cais/mmlu parquet). A missing dev file is fine with ``ntrain == 0``,
+    an error otherwise."""
     data_dir = Path(data_dir)
+    if is_parquet_layout(data_dir):
+        return _load_parquet_subject(data_dir, subject, ntrain)
     test = _read_split(data_dir / "test" / f"{subject}_test.csv")
     dev_path = data_dir / "dev" / f"{subject}_dev.csv"
     if ntrain == 0:
@@ -119,6 +197,22 @@ def load_subject(data_dir: str | Path, subject: str, ntrain: int) -> SubjectData
             raise InputError(f"{dev_path}: {len(dev)} dev examples, fewer than --ntrain {ntrain}")
         dev = dev.iloc[:ntrain]
     return SubjectData(subject, dev, test)
+
+
+def _load_parquet_subject(data_dir: Path, subject: str, ntrain: int) -> SubjectData:
+    """``load_subject`` for the parquet layout: the same frames the equivalent CSV tree gives."""
+    found = _parquet_split(data_dir, subject, "test")
+    if found is None:
+        raise InputError(f"{data_dir / subject}: no test-*.parquet (nor rows of {subject} in {PARQUET_ALL}/)")
+    test = _read_split(*found)
+    dev_found = _parquet_split(data_dir, subject, "dev")
+    dev = _read_split(*dev_found) if dev_found is not None else test.iloc[:0]
+    if ntrain > 0 and dev_found is None:
+        raise InputError(f"{data_dir / subject}: no dev-*.parquet (needed for --ntrain {ntrain}; --ntrain 0 needs "
+                         f"no dev file)")
+    if len(dev) < ntrain:
+        raise InputError(f"{dev_found[0]}: {len(dev)} dev examples, fewer than --ntrain {ntrain}")
+    return SubjectData(subject, dev.iloc[:ntrain], test)
 
 
 def load_mmlu(data_dir: str | Path, subjects: Sequence[str] | None = None,
