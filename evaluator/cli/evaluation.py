@@ -17,6 +17,7 @@ from evaluator.cli.root import journal_kept, terminated
 from evaluator.core.atomic import check_output_dir, write_json
 from evaluator.core.errors import InputError
 from evaluator.core.gate import GATE_FILE, MMLU_GATE_7B, RELATIVE_GATE_FRACTION, format_gate, utility_gate
+from evaluator.core.hub import check_download_allowed, resolve_model, split_repo_id
 from evaluator.core.modes import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_DTYPE,
@@ -34,6 +35,25 @@ from evaluator.core.scoring import KNOWLEDGE, REGURGITATION, final_score
 from evaluator.core.tables import score_directory
 
 RELATIVE = f"Relative gate ({RELATIVE_GATE_FRACTION:.0%})"
+CHECKPOINT_HELP = ("Model folder (HF format), or a Hugging Face id owner/name[@revision] read from the local "
+                   "Hugging Face cache (see --download).")
+DOWNLOAD_HELP = ("Fetch a Hugging Face id that is not in the local cache (needs the network; refused while "
+                 "HF_HUB_OFFLINE is set).")
+
+
+def resolve_checkpoint(checkpoint: Path, download: bool) -> Path:
+    """The folder of ``--checkpoint``: itself, or a Hugging Face id's snapshot in the cache
+    (``evaluator.core.hub``), fetched first with ``--download`` (refused while HF_HUB_OFFLINE is set)."""
+    if download:
+        check_download_allowed()
+    return resolve_model(checkpoint, allow_download=download, download_option="--download")
+
+
+def is_reference_checkpoint(reference: Path) -> bool:
+    """Whether ``--reference-mmlu`` names a model (a folder or a Hugging Face id) rather than a
+    metrics.json."""
+    return reference.is_dir() or (not reference.exists() and reference.suffix != ".json"
+                                  and split_repo_id(reference) is not None)
 
 
 def format_result_table(result, gate_report: dict) -> str:
@@ -61,7 +81,8 @@ def format_result_table(result, gate_report: dict) -> str:
 
 
 @click.command()
-@click.option("--checkpoint", required=True, type=click.Path(path_type=Path), help="Model folder (HF format).")
+@click.option("--checkpoint", required=True, type=click.Path(path_type=Path), help=CHECKPOINT_HELP)
+@click.option("--download", is_flag=True, help=DOWNLOAD_HELP)
 @click.option("--data", required=True, type=click.Path(path_type=Path),
               help="Folder with forget/retain .jsonl or .parquet, a release root (HF layout), or one file.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder.")
@@ -78,12 +99,14 @@ def format_result_table(result, gate_report: dict) -> str:
                    "(0.25 makes a confident model's generations those of official mode; 0 = off).")
 @click.option("--gate", type=float, default=MMLU_GATE_7B, show_default=True, help="MMLU gate (absolute).")
 @click.option("--mmlu-data", type=click.Path(path_type=Path), default=None,
-              help="MMLU CSV folder (dev/, test/): run MMLU inline on the loaded checkpoint, outputs in --out/mmlu/.")
+              help="MMLU folder (CSV dev/, test/, or cais/mmlu parquet <subject>/test-*.parquet): run MMLU inline on "
+                   "the loaded checkpoint, outputs in --out/mmlu/.")
 @click.option("--ntrain", type=click.IntRange(min=0), default=DEFAULT_NTRAIN, show_default=True,
               help="MMLU dev examples (--mmlu-data).")
 @click.option("--mmlu-subjects", default=None, help="Comma-separated MMLU subjects (--mmlu-data; default all).")
 @click.option("--reference-mmlu", type=click.Path(path_type=Path), default=None,
-              help=f"{RELATIVE}: the reference's MMLU metrics.json, or its checkpoint folder (run on --mmlu-data).")
+              help=f"{RELATIVE}: the reference's MMLU metrics.json, or its checkpoint (a folder or a Hugging Face "
+                   f"id; run on --mmlu-data).")
 @click.option("--trust-remote-code", is_flag=True, help="Let the checkpoint run its own code (off by default).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--report", "make_report", is_flag=True,
@@ -94,7 +117,7 @@ def format_result_table(result, gate_report: dict) -> str:
 @click.option("--mia-extra", is_flag=True,
               help="Needs --mia: also write --out/mia_results/extra.csv (zlib, Min-K%, Min-K%++ diagnostics; "
                    "loads the checkpoint once more).")
-def evaluate(checkpoint, data, out, split, mia, mmlu_metrics, mode, dtype, batch_size, max_new_tokens,
+def evaluate(checkpoint, download, data, out, split, mia, mmlu_metrics, mode, dtype, batch_size, max_new_tokens,
              recheck_margin, gate, mmlu_data, ntrain, mmlu_subjects, reference_mmlu, trust_remote_code, quiet,
              make_report, no_resume, mia_extra):
     """Generate, score and write the official files into --out (and --out/gate.json).
@@ -118,13 +141,15 @@ def evaluate(checkpoint, data, out, split, mia, mmlu_metrics, mode, dtype, batch
         raise InputError("give --mmlu-metrics or --mmlu-data, not both")
     if mia_extra and mia is None:
         raise InputError("--mia-extra needs --mia (the member/nonmember documents)")
+    checkpoint = resolve_checkpoint(checkpoint, download)
     subjects = mmlu_subjects.split(",") if mmlu_subjects else None
     mmlu_batch = mmlu_batch_size(mode, batch_size)
     runner = (mmlu.InlineMMLU(mmlu_data, out / "mmlu", ntrain, mmlu_batch, subjects, show_progress=not quiet)
               if mmlu_data is not None else None)
     reference_average = None
     if reference_mmlu is not None:  # checked before the long run
-        if reference_mmlu.is_dir():
+        if is_reference_checkpoint(reference_mmlu):
+            reference_mmlu = resolve_checkpoint(reference_mmlu, download)
             check_checkpoint(reference_mmlu)
             if mmlu_data is None:
                 raise InputError(f"{reference_mmlu}: a reference checkpoint needs --mmlu-data "
@@ -152,13 +177,16 @@ def evaluate(checkpoint, data, out, split, mia, mmlu_metrics, mode, dtype, batch
 
 
 @click.command("mmlu")
-@click.option("--checkpoint", required=True, type=click.Path(path_type=Path), help="Model folder (HF format).")
-@click.option("--data", required=True, type=click.Path(path_type=Path), help="MMLU CSV folder (dev/, test/).")
+@click.option("--checkpoint", required=True, type=click.Path(path_type=Path), help=CHECKPOINT_HELP)
+@click.option("--download", is_flag=True, help=DOWNLOAD_HELP)
+@click.option("--data", required=True, type=click.Path(path_type=Path),
+              help="MMLU folder: CSV (dev/, test/, <subject>_<split>.csv) or the cais/mmlu parquet layout "
+                   "(<subject>/dev-*.parquet, test-*.parquet, or all/).")
 @click.option("--out", required=True, type=click.Path(path_type=Path),
               help="Output folder (metrics.json, <subject>.csv).")
 @click.option("--ntrain", type=click.IntRange(min=0), default=DEFAULT_NTRAIN, show_default=True,
               help="Dev examples per prompt.")
-@click.option("--subjects", default=None, help="Comma-separated subjects (default: every test/<subject>_test.csv).")
+@click.option("--subjects", default=None, help="Comma-separated subjects (default: every subject with test questions).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULT_BATCH_SIZE, show_default=True,
               help="1: open-instruct's one-prompt-at-a-time reference path; more: shared-header cache, batched.")
 @click.option("--dtype", type=click.Choice(["auto", *DTYPES]), default="auto",
@@ -168,13 +196,14 @@ def evaluate(checkpoint, data, out, split, mia, mmlu_metrics, mode, dtype, batch
               help=f"{RELATIVE}: the reference's MMLU metrics.json.")
 @click.option("--trust-remote-code", is_flag=True, help="Let the checkpoint run its own code (off by default).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def mmlu_command(checkpoint, data, out, ntrain, subjects, batch_size, dtype, gate, reference_mmlu,
+def mmlu_command(checkpoint, download, data, out, ntrain, subjects, batch_size, dtype, gate, reference_mmlu,
                  trust_remote_code, quiet):
     """MMLU as open-instruct scored it (SPEC 3): metrics.json and one CSV per subject in --out."""
     from evaluator.model import mmlu  # lazy: torch and transformers load only when a checkpoint does
 
     out = check_output_dir(out)
     reference_average = read_mmlu_average(reference_mmlu) if reference_mmlu is not None else None
+    checkpoint = resolve_checkpoint(checkpoint, download)
     run = mmlu.mmlu_checkpoint(checkpoint, data, out, ntrain, subjects.split(",") if subjects else None,
                                batch_size, dtype, trust_remote_code, show_progress=not quiet)
     for name, value in run.metrics["cat_acc"].items():

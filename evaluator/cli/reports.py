@@ -10,6 +10,7 @@ import click
 from evaluator.analysis.bootstrap import DEFAULT_RESAMPLES
 from evaluator.analysis.compare import compare_directories, format_comparison
 from evaluator.analysis.report import write_report
+from evaluator.cli.evaluation import DOWNLOAD_HELP, resolve_checkpoint
 from evaluator.core.errors import InputError
 from evaluator.core.modes import DEFAULT_DTYPE, DTYPES
 from evaluator.core.provenance import RUN_FILE, describe_run, read_run, run_differences
@@ -24,17 +25,23 @@ from evaluator.core.provenance import RUN_FILE, describe_run, read_run, run_diff
               help="Bootstrap resamples for the 95% intervals (0: none).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
-              help="With --mia: first write RESULT_DIR/mia_results/extra.csv (extra MIA attacks) from this model.")
+              help="With --mia: first write RESULT_DIR/mia_results/extra.csv (extra MIA attacks) from this model "
+                   "(a folder, or a Hugging Face id owner/name[@revision] from the local cache).")
+@click.option("--download", is_flag=True, help="--checkpoint only. " + DOWNLOAD_HELP)
 @click.option("--mia", type=click.Path(path_type=Path), default=None, help="Folder with member.jsonl, nonmember.jsonl.")
 @click.option("--dtype", type=click.Choice(DTYPES), default=DEFAULT_DTYPE, show_default=True,
               help="--checkpoint only.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True, help="--checkpoint only.")
 @click.option("--trust-remote-code", is_flag=True, help="--checkpoint only.")
-def report(result_dir, baseline, out, n_bootstrap, seed, checkpoint, mia, dtype, batch_size, trust_remote_code):
+def report(result_dir, baseline, out, n_bootstrap, seed, checkpoint, download, mia, dtype, batch_size,
+           trust_remote_code):
     """Write an HTML report (self-contained) and its Markdown twin for an evaluation folder."""
     if (checkpoint is None) != (mia is None):
         raise InputError("--checkpoint and --mia go together (they write mia_results/extra.csv)")
+    if download and checkpoint is None:
+        raise InputError("--download goes with --checkpoint (it fetches that model)")
     if checkpoint is not None:
+        checkpoint = resolve_checkpoint(checkpoint, download)
         from evaluator.model.engine import check_checkpoint  # lazy: torch loads only when a checkpoint does
         from evaluator.model.mia_extra import write_mia_extra
 
