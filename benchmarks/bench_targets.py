@@ -1,0 +1,206 @@
+"""Every unlearning method on every benchmark target, several seeds each, scored by the project's evaluator
+(official scoring, fast mode): does the default carry to models it was not tuned on?
+
+    python benchmarks/bench_targets.py                                   # every target make-target builds
+    python benchmarks/bench_targets.py --targets stub-small,pretrained-small --seeds 0,1,2 --json out.json
+    python benchmarks/bench_targets.py --target mine=/path/to/target_folder   # a folder make-target wrote
+
+Each method runs at its own defaults (submission/methods.py); those were chosen elsewhere -- capped_gd's on
+the stub target ("stub-small", marked *tuned* below), the other methods' on the organizers' tiny golden model
+by benchmarks/bench_methods.py's grid -- so every other target is held out for every method. The default
+(capped_gd) also runs with ``--calibration-docs`` (the target's ``calibration/`` documents: of the members'
+kind, never seen, disjoint from the scored nonmembers) as ``capped_gd+cal``.
+
+Per target: the before scores (the target itself), then per method the mean and spread over seeds of the
+final score, task aggregate, MIA score, MMLU as a share of before. The bars the default is held to (issue
+13): final >= 0.80, MIA >= 0.70, task aggregate >= 0.80, MMLU >= 90% of before, and a lead of >= 0.05 over
+the best other method; where the nonmembers are of a kind unlike the forget documents (the
+``foreign-nonmembers`` and ``lume`` variants), only the calibrated run is held to them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+TUNED_ON = {"stub-small"}  # capped_gd's defaults were chosen here (issue 11); the rest is held out
+BARS = {"final": 0.80, "mia": 0.70, "task_aggregate": 0.80, "mmlu_ratio": 0.90}
+LEAD = 0.05
+DEFAULT_TARGETS = ("stub-small", "stub-medium", "pretrained-small", "foreign-small", "lume-small")
+CALIBRATED = "capped_gd+cal"
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--targets", default=",".join(DEFAULT_TARGETS),
+                        help="names of targets make-target builds: <variant>-<size> (built or reused from the cache)")
+    parser.add_argument("--target", action="append", default=[], metavar="NAME=FOLDER",
+                        help="a target folder make-target wrote (repeatable; replaces --targets)")
+    parser.add_argument("--lume-release", default=str(ROOT.parent / "shared" / "data" / "semeval25"),
+                        help="the public release, for the lume variant")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--methods", default=None, help="comma-separated (default: all, plus capped_gd+cal)")
+    parser.add_argument("--extra", default="{}", help="JSON options given to every run")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--work", default=None, help="folder for checkpoints and results (default: temporary)")
+    parser.add_argument("--json", default=None, help="write every run's numbers here (rewritten after each run)")
+    return parser.parse_args(argv)
+
+
+def build_named_target(name: str, args) -> Path:
+    """``<variant>-<size>`` built (or reused) by the harness's make-target."""
+    from evaluator.harness.target import TargetSettings, build_target
+
+    variant, _, size = name.rpartition("-")
+    settings = TargetSettings.for_variant(variant, size)
+    data = args.lume_release if variant == "lume" else ROOT / "data_stub"
+    return build_target(data, settings=settings, progress=False, log=lambda line: print(line, flush=True)).path
+
+
+def target_inputs(folder: Path) -> dict:
+    """Where a target folder's data, MIA documents, calibration documents and MMLU are."""
+    record = json.loads((folder / "target-build.json").read_text(encoding="utf-8"))
+    data = Path(record.get("train_data") or record["data"])
+    mia = folder / "mia" if (folder / "mia" / "member.jsonl").is_file() else data / "mia_data"
+    mmlu = Path(record["mmlu"]) if record.get("mmlu") else data / "mmlu"
+    return {"record": record, "data": data, "split": None if record.get("train_data") else "train", "mia": mia,
+            "calibration": folder / "calibration" if (folder / "calibration").is_dir() else None,
+            "mmlu": mmlu if mmlu.is_dir() else None, "variant": record.get("settings", {}).get("variant", "stub")}
+
+
+def materialize(inputs: dict, work: Path) -> Path:
+    """The forget/retain folders a submission is handed."""
+    from evaluator.core.data import load_split
+
+    folder = work / "data"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("forget", "retain"):
+        load_split(inputs["data"], name, inputs["split"]).to_json(folder / f"{name}.jsonl", orient="records",
+                                                                  lines=True, force_ascii=False)
+    return folder
+
+
+def score(checkpoint: Path, inputs: dict, out: Path) -> dict:
+    from evaluator.model.evaluate import EvaluationSettings, evaluate
+    from evaluator.model.mmlu import InlineMMLU
+
+    runner = InlineMMLU(inputs["mmlu"], out / "mmlu", show_progress=False) if inputs["mmlu"] else None
+    result = evaluate(checkpoint, inputs["data"], out, split=inputs["split"], mia=inputs["mia"],
+                      settings=EvaluationSettings(mode="fast", show_progress=False), mmlu_runner=runner,
+                      **({} if runner else {"mmlu_average": 0.0}))
+    return {"task_aggregate": result.harmonic_mean_task_aggregate, "mia": result.mia_final_score,
+            "mia_auc": result.mia_loss_acc, "mmlu": result.mmlu_average, "final": result.aggregate_score}
+
+
+def summarize(runs: list[dict], before: dict) -> dict:
+    out = {}
+    for key in ("final", "task_aggregate", "mia", "mmlu"):
+        values = [r[key] for r in runs]
+        out[key] = statistics.fmean(values)
+        out[f"{key}_sd"] = statistics.pstdev(values) if len(values) > 1 else 0.0
+    out["mmlu_ratio"] = out["mmlu"] / before["mmlu"] if before["mmlu"] else float("nan")
+    out["seeds"] = len(runs)
+    return out
+
+
+def verdict(name: str, variant: str, rows: dict[str, dict]) -> list[str]:
+    """The default's bars on this target (the calibrated run's only, where nonmembers are of another kind)."""
+    lines = []
+    held = [CALIBRATED] if variant in ("foreign-nonmembers", "lume") else ["capped_gd", CALIBRATED]
+    others = [row["final"] for method, row in rows.items() if method not in ("capped_gd", CALIBRATED)]
+    best_other = max(others) if others else None
+    for method in held:
+        if method not in rows:
+            continue
+        row = rows[method]
+        misses = [f"{key} {row[key]:.3f} < {bar}" for key, bar in BARS.items() if not row[key] >= bar]
+        if best_other is not None and row["final"] - best_other < LEAD:
+            misses.append(f"lead {row['final'] - best_other:+.3f} < {LEAD}")
+        lines.append(f"{name}: {method} {'meets every bar' if not misses else 'misses: ' + '; '.join(misses)}")
+    return lines
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from submission import DEFAULT_METHOD, METHODS, unlearn
+
+    seeds = [int(s) for s in args.seeds.split(",")]
+    methods = args.methods.split(",") if args.methods else [*METHODS, CALIBRATED]
+    extra = json.loads(args.extra)
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="bench_targets."))
+    work.mkdir(parents=True, exist_ok=True)
+    targets = dict(t.split("=", 1) for t in args.target) if args.target else \
+        {name: None for name in args.targets.split(",")}
+    print(f"methods={','.join(methods)} seeds={seeds} extra={extra} targets={','.join(targets)}; each method at "
+          f"its own defaults; tuned on: {', '.join(sorted(TUNED_ON))} (capped_gd); the rest held out", flush=True)
+    report = {"seeds": seeds, "extra": extra, "targets": {}}
+    for name, folder in targets.items():
+        folder = Path(folder) if folder else build_named_target(name, args)
+        inputs = target_inputs(folder)
+        if CALIBRATED in methods and inputs["calibration"] is None:
+            print(f"{name}: no calibration/ folder, {CALIBRATED} skipped", flush=True)
+        handed = materialize(inputs, work / name)
+        before = score(folder, inputs, work / name / "before")
+        entry = report["targets"][name] = {"folder": str(folder), "variant": inputs["variant"], "before": before,
+                                           "runs": [], "held_out": name not in TUNED_ON}
+        print(f"{name} ({folder}): before {json.dumps(before)}", flush=True)
+        for method in methods:
+            if method == CALIBRATED and inputs["calibration"] is None:
+                continue
+            for seed in seeds:
+                options = {"method": DEFAULT_METHOD if method == CALIBRATED else method, "seed": seed,
+                           "verbose": False, **extra}
+                if method == CALIBRATED:
+                    options["calibration_docs"] = str(inputs["calibration"])
+                run_dir = work / name / f"{method}-seed{seed}"
+                shutil.rmtree(run_dir, ignore_errors=True)
+                began = time.monotonic()
+                summary = unlearn(str(folder), str(run_dir / "model"), str(handed), str(handed), **options)
+                seconds = time.monotonic() - began
+                run = {"method": method, "seed": seed, **score(run_dir / "model", inputs, run_dir / "eval"),
+                       "seconds": round(seconds, 1), "ceiling": summary.get("forget_nll_ceiling")}
+                entry["runs"].append(run)
+                print(f"{name} {json.dumps(run)}", flush=True)
+                shutil.rmtree(run_dir / "model", ignore_errors=True)
+                if args.json:
+                    Path(args.json).write_text(json.dumps(report, indent=1))
+        entry["summary"] = {m: summarize([r for r in entry["runs"] if r["method"] == m], before)
+                            for m in dict.fromkeys(r["method"] for r in entry["runs"])}
+        if args.json:
+            Path(args.json).write_text(json.dumps(report, indent=1))
+    print_table(report)
+    return 0
+
+
+def print_table(report: dict) -> None:
+    print(f"\nMean over seeds {report['seeds']} (± population sd); MMLU as a share of before; evaluator fast mode")
+    print("| target | held out | method | final | task agg | MIA | MMLU / before |")
+    print("|---|---|---|---|---|---|---|")
+    verdicts = []
+    for name, entry in report["targets"].items():
+        rows = entry.get("summary", {})
+        for method, row in sorted(rows.items(), key=lambda kv: -kv[1]["final"]):
+            print(f"| {name} | {'yes' if entry['held_out'] else 'tuned'} | {method} | {row['final']:.3f} ± "
+                  f"{row['final_sd']:.3f} | {row['task_aggregate']:.3f} | {row['mia']:.3f} | {row['mmlu_ratio']:.3f} |")
+        verdicts += verdict(name, entry["variant"], rows)
+    print()
+    for line in verdicts:
+        print(line)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
