@@ -1,5 +1,6 @@
 """Faults and bad input, each checked against its entry in tests/fault_cases.py (exit code, the one line it
-prints, what is left on disk); README.md's "What happens when..." table is generated from the same entries.
+prints, what is left on disk); the "What happens when..." table in docs/faults.md is generated from the same
+entries (README.md links to it).
 
 Cases with a ``setup`` run through the real command line here (``test_command_line_case``); the others
 (a damaged checkpoint, a tokenizer without pad or eos token, a full disk, SIGTERM) have a test below that
@@ -87,30 +88,36 @@ def test_every_case_is_checked_by_an_existing_test():
 
 
 def test_faults_table_is_up_to_date():
-    """README.md's block between the faults markers is exactly what the generator makes from the registry."""
-    from make_faults_table import README, readme_block, render
+    """docs/faults.md's block between the faults markers is exactly what the generator makes from the registry."""
+    from make_faults_table import FAULTS_DOC, doc_block, render
     from make_faults_table import main as make_table
 
-    assert readme_block() == render(), (f"{README}: the 'What happens when...' table is stale: "
-                                        "python tests/make_faults_table.py")
+    assert doc_block() == render(), (f"{FAULTS_DOC}: the 'What happens when...' table is stale: "
+                                     "python tests/make_faults_table.py")
     assert make_table(["--check"]) == 0
 
 
-def test_faults_table_lives_in_the_readme_section():
-    """One table, in README's 'What happens when...' section (no second copy under docs/)."""
-    from make_faults_table import BEGIN, END, README, split_readme
+def test_faults_table_lives_in_docs_faults_and_readme_links_to_it():
+    """One table, on the page 'What happens when...' (docs/faults.md); README.md links to that page and holds
+    no second copy (no markers, no table row of a case)."""
+    import re
 
-    text = README.read_text(encoding="utf-8")
-    head, block, tail = split_readme(text)
-    section = head.rsplit("\n## ", 1)[-1]
-    assert section.startswith("What happens when..."), "the faults markers sit outside 'What happens when...'"
-    assert "\n## " not in block and block.count("\n| ") == len(CASES) + 1  # header row + one row per case
-    assert not (PROJECT / "docs" / "faults.md").exists()
-    assert "docs/faults.md" not in text
+    from make_faults_table import BEGIN, END, FAULTS_DOC, README, split_doc
+
+    text = FAULTS_DOC.read_text(encoding="utf-8")
+    head, block, tail = split_doc(text)
+    heading = re.split(r"\n#+ ", "\n" + head)[-1]
+    assert heading.startswith("What happens when..."), "the faults markers sit outside 'What happens when...'"
+    assert "\n#" not in block and block.count("\n| ") == len(CASES) + 1  # header row + one row per case
+    readme = README.read_text(encoding="utf-8")
+    assert "docs/faults.md" in readme
+    assert BEGIN not in readme and END not in readme
+    assert "| What happens when... | Command | Exit |" not in readme
+    assert [page.name for page in sorted((PROJECT / "docs").glob("*.md")) if BEGIN in page.read_text()] == ["faults.md"]
     with pytest.raises(ValueError):
-        split_readme(text.replace(END, ""))
+        split_doc(text.replace(END, ""))
     with pytest.raises(ValueError):
-        split_readme(text + BEGIN)
+        split_doc(text + BEGIN)
 
 
 # --- a model on disk: a damaged checkpoint, tokenizers without pad or eos ---------------------------------
