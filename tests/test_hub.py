@@ -49,9 +49,10 @@ def test_missing_id_names_the_cache_and_the_fetch_command(tmp_path, monkeypatch)
         assert part in message, (part, message)
 
 
-def test_not_a_folder_nor_an_id(tmp_path):
-    with pytest.raises(InputError, match="no such model folder"):
-        resolve_model(tmp_path / "absent")
+def test_not_a_folder_nor_an_id_is_left_to_the_checkpoint_check(tmp_path):
+    assert resolve_model(tmp_path / "absent") == tmp_path / "absent"
+    (tmp_path / "file").write_text("")
+    assert resolve_model(tmp_path / "file") == tmp_path / "file"
 
 
 def test_download_refused_offline(tmp_path, monkeypatch):

@@ -65,13 +65,27 @@ def make_target(data, out, quiet):
 @click.command("dry-run")
 @click.option("--submission", default=DRY_RUN.submission, show_default=True,
               help="The submission: a single .py file or an importable module name, with unlearn() at top level.")
+@click.option("--model", default=None, show_default="the stub target, built from --data",
+              help="Your own model: a checkpoint folder, or a Hugging Face id (owner/name) already in the local "
+                   "cache. A copy of it is handed to the submission.")
 @click.option("--data", type=click.Path(path_type=Path), default=DRY_RUN.data, show_default=True,
-              help="Stub data folder (as make-stub writes it).")
+              help="Stub data folder (as make-stub writes it); with --model, the forget/retain data in any layout "
+                   "evaluate --data takes.")
 @click.option("--split", type=click.Choice(stub.STUB_SPLITS), default=DRY_RUN.split, show_default=True,
-              help="Stub split handed to the submission and scored.")
+              help="Split handed to the submission and scored (stub, or --data in the Hugging Face layout).")
+@click.option("--mia", type=click.Path(path_type=Path), default=None,
+              show_default="the stub's; with --model none: MIA not scored, no final score",
+              help="Folder with member.jsonl, nonmember.jsonl for the MIA score.")
+@click.option("--mmlu-data", type=click.Path(path_type=Path), default=None,
+              show_default="the stub's mini-MMLU; with --model none: MMLU and both gates not run",
+              help="MMLU CSV folder (dev/, test/), run before and after; the gates apply to it.")
+@click.option("--python", "python", default=None, show_default="this interpreter",
+              help="Run the submission with this Python (your own environment); it must import the submission. "
+                   "summary.json records its version and torch/transformers versions.")
 @click.option("--time-limit", type=float, default=None,
-              help="Seconds before the submission is killed (default: the organizers' hour scaled to the stub, "
-                   "see evaluator/harness/dryrun.py; about 85 s).")
+              show_default="the organizers' hour scaled by rows x model size x hardware; the stub: about 85 s",
+              help="Seconds before the submission is killed (the formula: summary.json, the table, and "
+                   "scaled_time_limit in evaluator/harness/dryrun.py).")
 @click.option("--out", type=click.Path(path_type=Path), default=DRY_RUN.out, show_default=True,
               help="Output folder (cleared when an earlier dry-run made it).")
 @click.option("--mode", type=click.Choice(MODES), default=DRY_RUN.mode, show_default=True,
@@ -88,10 +102,11 @@ def make_target(data, out, quiet):
               help="Also write the HTML/Markdown report of the after scores, with the before scores as the baseline "
                    f"and {DRY_RUN.report_bootstrap} bootstrap resamples (seed {DRY_RUN.report_seed}), "
                    "into --out/report/ (report.html, report.md).")
-def dry_run_command(submission, data, split, time_limit, out, mode, threads, submission_kwargs, no_cache, as_json,
-                    progress, make_report):
+def dry_run_command(submission, model, data, split, mia, mmlu_data, python, time_limit, out, mode, threads,
+                    submission_kwargs, no_cache, as_json, progress, make_report):
     """Run a submission as the organizers did (separate process, hard time limit, four positional arguments)
-    on the stub target, score before and after, apply both MMLU gates, place the score on the leaderboards.
+    on the stub target or your own --model and --data, score before and after, apply both MMLU gates, place
+    the score on the leaderboards.
 
     Exit codes: 0 ok, 2 bad input, 3 the submission raised, 4 it ran past the time limit, 5 it wrote no
     checkpoint, 6 its checkpoint does not load (or there is more than one), 7 it changed the input model,
@@ -107,7 +122,8 @@ def dry_run_command(submission, data, split, time_limit, out, mode, threads, sub
             raise InputError(f"--submission-kwargs: malformed JSON ({exc.msg})") from None
         if not isinstance(kwargs, dict):
             raise InputError("--submission-kwargs: not a JSON object")
-    settings = DryRunSettings(submission=submission, data=data, split=split, out=out, time_limit_s=time_limit,
+    settings = DryRunSettings(submission=submission, model=model, data=data, split=split, mia=mia,
+                              mmlu_data=mmlu_data, python=python, out=out, time_limit_s=time_limit,
                               mode=mode, threads=threads, submission_kwargs=kwargs, use_cache=not no_cache,
                               show_progress=progress, report=make_report)
     report = dry_run(settings, log=lambda line: click.echo(line, err=True))

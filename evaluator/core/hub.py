@@ -77,16 +77,13 @@ def resolve_model(ref: str | os.PathLike, allow_download: bool = False, download
                   ) -> Path:
     """The folder that holds the model ``ref`` names: an existing folder is returned as it is; a Hub id
     (``owner/name[@revision]``) is the snapshot folder in the local cache (fetched first when
-    ``allow_download``). Anything else, or an id not in the cache, raises ``InputError`` in one line
-    (which names ``download_option``, e.g. ``--download``, where the caller has one)."""
+    ``allow_download``). Anything else (no such folder, a file) is returned as it is, for the caller's
+    checkpoint check to name the problem. An id not in the cache raises ``InputError`` in one line (which
+    names ``download_option``, e.g. ``--download``, where the caller has one)."""
     path = Path(ref)
-    if path.is_dir():
-        return path
     parsed = split_repo_id(ref)
-    if parsed is None:
-        raise InputError(f"{ref}: no such model folder (and not a Hugging Face id of the form owner/name)")
-    if path.exists():
-        raise InputError(f"{ref}: not a folder (a model is a folder, or a Hugging Face id owner/name)")
+    if path.exists() or parsed is None:
+        return path
     repo_id, revision = parsed
     if allow_download:
         check_download_allowed()

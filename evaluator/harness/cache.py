@@ -18,7 +18,10 @@ def default_cache_dir() -> Path:
 
 
 def data_files(data: Path) -> list[Path]:
-    """Every file under ``data`` that a key covers (hidden files and folders left out), sorted."""
+    """Every file under ``data`` that a key covers (hidden files and folders left out), sorted; ``data``
+    itself when it is a file (a data set given as one .jsonl or .parquet file)."""
+    if data.is_file():
+        return [data]
     return sorted(p for p in data.rglob("*") if p.is_file() and not any(part.startswith(".") for part in
                                                                          p.relative_to(data).parts))
 

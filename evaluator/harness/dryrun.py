@@ -1,14 +1,22 @@
-"""``unlearn-eval dry-run``: run a submission the way the organizers ran it (SPEC section 4), on the stub.
+"""``unlearn-eval dry-run``: run a submission the way the organizers ran it (SPEC section 4), on the stub or on
+a model and data of one's own.
 
-1. Build or reuse the memorizing target (``evaluator.harness.target.build_target``) and copy it into ``--out``:
-   the submission gets the copy, so a submission that writes into its input cannot spoil the cache.
-2. Lay out the organizers' inputs from the stub's split: ``inputs/forget/{forget.jsonl,forget.parquet}``
-   and ``inputs/retain/{retain.jsonl,retain.parquet}`` (rows ``id, input, output, task``).
-3. Score the target ("before"; cached, see ``_cached_before``).
+1. Build or reuse the memorizing target (``evaluator.harness.target.build_target``), or take the model given
+   with ``--model`` (a folder, or a Hugging Face id already in the local cache: ``evaluator.core.hub``), and
+   copy it into ``--out``: the submission gets the copy, so a submission that writes into its input can spoil
+   neither the cache nor the user's model.
+2. Lay out the organizers' inputs from the data's split (the stub's, or ``--data`` in any layout
+   ``evaluator.core.data`` accepts): ``inputs/forget/{forget.jsonl,forget.parquet}`` and
+   ``inputs/retain/{retain.jsonl,retain.parquet}`` (rows ``id, input, output, task``).
+3. Score the model ("before"; cached, see ``_cached_before``). MIA on the stub's documents or ``--mia``, MMLU on
+   the stub's mini-MMLU or ``--mmlu-data``; with ``--model`` and without them, MIA is not scored and the MMLU
+   gates are not run (said so in the summary and the table: not run is not passed).
 4. Run ``unlearn(model_in, model_out, forget_dir, retain_dir)`` -- four positional arguments, as the
    organizers called it -- in a separate process: its own process group (killed whole at the time limit,
    SIGTERM then SIGKILL), stdout and stderr in ``submission.log``, the Hugging Face stack offline.
    The submission is a single ``.py`` file or an importable module name; the evaluator never imports it.
+   ``--python`` runs it in another interpreter (the user's own environment), checked first: it must run
+   ``--version`` and import the submission (``check_interpreter``); summary.json records what it is.
 5. Check what it left: exactly one loadable checkpoint with its tokenizer at the top of the output folder
    (``AutoModelForCausalLM``/``AutoTokenizer``), and the input model folder byte for byte as it was.
 6. Score the checkpoint ("after") -- also after a timeout or a crash when a loadable one is there: after the
@@ -20,7 +28,8 @@
 8. Write ``summary.json`` and the after ``evaluation_results.jsonl`` atomically, print a table, and exit
    with the verdict's code (``EXIT_CODES``).
 
-The time limit is the organizers' hour scaled to the stub (``scaled_time_limit``); ``--time-limit`` sets it.
+The time limit is the organizers' hour scaled by the rows handed over, the model's size and the hardware
+(``scaled_time_limit``; the stub target gets about 85 s on a CPU); ``--time-limit`` sets it.
 The submission process also finds it in ``$LUME_TIME_LIMIT_S``, which a submission may read to pace itself
 (the organizers passed no such thing; their limit was simply the hour).
 """
@@ -32,10 +41,12 @@ import hashlib
 import importlib.util
 import json
 import os
+import platform
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,9 +60,10 @@ from transformers.utils import logging as hf_logging
 
 from evaluator.analysis.report import write_report
 from evaluator.core.atomic import check_output_dir, write_text_atomic, write_with_atomic
-from evaluator.core.data import ROW_COLUMNS, SPLITS, load_split
+from evaluator.core.data import ROW_COLUMNS, SPLITS, load_mia, load_split, locate_split
 from evaluator.core.errors import InputError
-from evaluator.core.gate import MMLU_GATE_7B, failed_gates, gate_condition, utility_gate, verdict_word
+from evaluator.core.gate import GATES, MMLU_GATE_7B, failed_gates, gate_condition, utility_gate, verdict_word
+from evaluator.core.hub import resolve_model
 from evaluator.core.leaderboard import placement
 from evaluator.core.machine import hardware_key
 from evaluator.core.modes import OFFICIAL, check_mode, mmlu_batch_size
@@ -104,8 +116,14 @@ ORGANIZER_VIEW = {
     VERDICT_GATE_FAILED: "a score below the MMLU gate: not ranked on the 7B leaderboard",
 }
 
+# With --model, what is not scored when --mia or --mmlu-data is not given (summary.json "scoring"/"not_run",
+# "gates"/"not_run", and the table).
+MIA_NOT_SCORED = "MIA not scored (no --mia): no MIA AUC or MIA score, hence no final score and no placement"
+MMLU_NOT_RUN = (f"MMLU not run (no --mmlu-data): the {' and '.join(GATES)} MMLU gates were not applied "
+                f"(not run, which is not passed)")
+
 # ---------------------------------------------------------------------------------------------------
-# The time limit: the organizers' hour scaled to the stub.
+# The time limit: the organizers' hour scaled by the work and the hardware.
 
 ORGANIZER_LIMIT_S = 3600.0  # SPEC 4: a hard one-hour timeout
 LUME_ROWS = 1112 + 1136  # the public train split (forget + retain rows), the size of what a submission was handed
@@ -115,17 +133,42 @@ LUME_7B_PARAMETERS = 6.9e9  # OLMo-7B-0724-Instruct, the larger (binding) of the
 # measurement: it makes the scaled limit about what a tiny model on 2 cores needs per row, as a 7B model on
 # the p4d did.
 HARDWARE_SPEEDUP = 7800.0
+ORGANIZER_GPUS = 8  # the p4d's A100s: on a machine with CUDA GPUs, each is counted as one of them
 # Below this, starting Python and importing torch and transformers (about 10 s on a busy 2-core machine)
 # would eat the limit.
 MIN_TIME_LIMIT_S = 60.0
 
 
-def scaled_time_limit(rows: int, parameters: int) -> float:
-    """``max(60 s, 3600 s x rows/2248 x parameters/6.9e9 x 7800)``: the hour, scaled by the work (rows
-    times model size) relative to the 7B run and by the hardware. For the stub target (about 0.59M
-    parameters, 80 rows) that is about 85 s."""
-    work = (rows / LUME_ROWS) * (parameters / LUME_7B_PARAMETERS) * HARDWARE_SPEEDUP
+def scaled_time_limit(rows: int, parameters: int, speedup: float = HARDWARE_SPEEDUP) -> float:
+    """``max(60 s, 3600 s x rows/2248 x parameters/6.9e9 x speedup)``, rounded to 0.1 s.
+
+    The organizers gave a 7B model (6.9e9 parameters) and 2248 rows (the public train split's forget and
+    retain rows) one hour on their p4d.24xlarge. A training step costs about 6 x parameters x tokens FLOPs, so
+    the same method needs time in proportion to ``rows x parameters``: the hour is scaled by both, relative to
+    the 7B run, then multiplied by how much faster the p4d was than this machine (``speedup``,
+    ``hardware_speedup``: 7800 for 2 CPU cores, 8/N with N CUDA GPUs counted as A100s). The 60 s floor leaves
+    time to start Python and import torch and transformers. For the stub target (about 0.59M parameters,
+    80 rows) on a CPU that is about 85 s; for OLMo-1B (1.18e9) and the 2248 rows on one GPU, about 82 min.
+    ``time_limit_formula`` writes the computation out, as summary.json and the table say it."""
+    work = (rows / LUME_ROWS) * (parameters / LUME_7B_PARAMETERS) * speedup
     return round(max(MIN_TIME_LIMIT_S, ORGANIZER_LIMIT_S * work), 1)
+
+
+def hardware_speedup(gpus: int) -> tuple[float, str]:
+    """How many times faster the organizers' machine was than this one, and the words for it: with no CUDA
+    GPU, ``HARDWARE_SPEEDUP`` (the p4d's 8 A100 over 2 CPU cores, whatever the core count here: generous on
+    more cores); with ``gpus`` of them, each counted as an A100, ``8 / gpus`` (generous on a newer GPU)."""
+    if gpus <= 0:
+        return HARDWARE_SPEEDUP, "the p4d's 8 A100 over 2 CPU cores"
+    return ORGANIZER_GPUS / gpus, f"the p4d's 8 A100 over {gpus} GPU{'s' if gpus > 1 else ''} counted as A100s"
+
+
+def time_limit_formula(rows: int, parameters: int, speedup: float) -> str:
+    """The scaled limit written out with its inputs: ``max(60 s, 3600 s x 80/2248 rows x 589,824/6.9e9
+    parameters x 7800) = 85.4 s``."""
+    return (f"max({MIN_TIME_LIMIT_S:g} s, {ORGANIZER_LIMIT_S:g} s x {rows}/{LUME_ROWS} rows x "
+            f"{parameters:,}/{LUME_7B_PARAMETERS / 1e9:g}e9 parameters x {speedup:g}) = "
+            f"{scaled_time_limit(rows, parameters, speedup):g} s")
 
 
 def count_parameters(model_dir: Path) -> int:
@@ -156,6 +199,19 @@ class DryRunReport:
     table: str
 
 
+@dataclass(frozen=True)
+class DryRunInputs:
+    """What ``_checked_inputs`` found, before anything runs."""
+
+    kind: str  # the submission: "file" or "module"
+    target: str  # its absolute path, or the module name
+    data: Path  # the stub folder, or (with --model) forget/retain data in any layout evaluator.core.data accepts
+    model: Path | None  # --model resolved to its folder; None: the stub target, built from data
+    mia: Path | None  # member.jsonl/nonmember.jsonl; None: MIA not scored
+    mmlu: Path | None  # MMLU folder (dev/, test/); None: MMLU and both gates not run
+    interpreter: dict  # what runs the submission (check_interpreter or this_interpreter)
+
+
 LOG_FILE = "submission.log"
 REPORT_DIR = "report"  # --report: report.html, report.md (+ its PNGs) and bootstrap.json
 MARKER_FILE = ".lume-dry-run"  # marks --out as a dry-run folder, which a later dry-run may clear
@@ -165,17 +221,22 @@ MARKER_FILE = ".lume-dry-run"  # marks --out as a dry-run folder, which a later 
 # Pieces
 
 
-def resolve_submission(spec: str) -> tuple[str, str]:
-    """``("file", absolute path)`` or ``("module", name)``; checked without importing the submission."""
+def resolve_submission(spec: str, importable_here: bool = True) -> tuple[str, str]:
+    """``("file", absolute path)`` or ``("module", name)``; checked without importing the submission. With
+    ``importable_here`` false (``--python``: the module may live only in the other environment, where
+    ``check_interpreter`` imports it) a module name is only checked to be one."""
     path = Path(spec)
     if spec.endswith(".py") or path.is_file():
         if not path.is_file():
             raise InputError(f"{spec}: submission file not found")
         return "file", str(path.resolve())
     top = spec.split(".")[0]
+    identifiers = all(p.isidentifier() for p in spec.split("."))
+    if not importable_here and identifiers:
+        return "module", spec
     try:
         # Only the top-level name: find_spec of "a.b" would import (run) package a in this process.
-        found = importlib.util.find_spec(top) if all(p.isidentifier() for p in spec.split(".")) else None
+        found = importlib.util.find_spec(top) if identifiers else None
     except (ImportError, ValueError):
         found = None
     if found is None:
@@ -227,11 +288,9 @@ def lay_out_inputs(data: Path, split: str, folder: Path) -> dict[str, Path | int
     return paths
 
 
-# The child process: import the submission (file or module), call unlearn with the four positional arguments.
-LAUNCHER = r"""
-import importlib, importlib.util, json, os, sys, time
-kind, target, model_in, model_out, forget_dir, retain_dir, extra = sys.argv[1:]
-started = time.monotonic()
+# Import the submission (``kind``, ``target``: a file or a module) as ``module`` and find its ``unlearn``: the
+# launcher's first step, and all that ``check_interpreter``'s probe does in another interpreter.
+IMPORT_SUBMISSION = r"""
 if kind == "file":
     name = os.path.splitext(os.path.basename(target))[0]
     spec = importlib.util.spec_from_file_location(name, target)
@@ -243,6 +302,14 @@ else:
 unlearn = getattr(module, "unlearn", None)
 if not callable(unlearn):
     raise SystemExit(f"[dry-run] {target}: no callable unlearn() at top level")
+"""
+
+# The child process: import the submission (file or module), call unlearn with the four positional arguments.
+LAUNCHER = r"""
+import importlib, importlib.util, json, os, sys, time
+kind, target, model_in, model_out, forget_dir, retain_dir, extra = sys.argv[1:]
+started = time.monotonic()
+""" + IMPORT_SUBMISSION + r"""
 unlearn(model_in, model_out, forget_dir, retain_dir, **json.loads(extra))
 print(f"[dry-run] unlearn() returned after {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
 """
@@ -267,12 +334,15 @@ def module_search_root(name: str) -> str | None:
     return str(location.parent)
 
 
-def submission_environment(time_limit_s: float, threads: int, search_root: str | None = None) -> dict[str, str]:
+def submission_environment(time_limit_s: float | None, threads: int, search_root: str | None = None) -> dict[str, str]:
+    """The submission's environment variables (``time_limit_s`` None: no ``$LUME_TIME_LIMIT_S``, for the probe)."""
     env = dict(os.environ)
     # Offline as on the organizers' machine for our purposes: nothing may be fetched from the hub.
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_OFFLINE="1",
                HF_HUB_DISABLE_TELEMETRY="1", WANDB_MODE="offline", TOKENIZERS_PARALLELISM="false",
-               PYTHONUNBUFFERED="1", LUME_TIME_LIMIT_S=f"{time_limit_s:g}")
+               PYTHONUNBUFFERED="1")
+    if time_limit_s is not None:
+        env["LUME_TIME_LIMIT_S"] = f"{time_limit_s:g}"
     if threads:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     # A module submission given by name may live in the folder the dry-run was started from.
@@ -289,10 +359,11 @@ def _signal_group(pgid: int, sig: int) -> None:
 
 def run_submission(kind: str, target: str, arguments: list[Path], log_path: Path, time_limit_s: float,
                    env: dict[str, str], cwd: Path, kwargs: dict | None = None,
-                   kill_grace_s: float = KILL_GRACE_S) -> SubmissionRun:
+                   kill_grace_s: float = KILL_GRACE_S, python: str | None = None) -> SubmissionRun:
     """Run the submission in its own process group with a hard limit; the whole group is killed at the
-    limit (SIGTERM, then SIGKILL after ``kill_grace_s``) and, after a normal exit, any process it left."""
-    command = [sys.executable, "-c", LAUNCHER, kind, target, *map(str, arguments), json.dumps(kwargs or {})]
+    limit (SIGTERM, then SIGKILL after ``kill_grace_s``) and, after a normal exit, any process it left.
+    ``python``: the interpreter to run it with (default: this one, ``sys.executable``)."""
+    command = [python or sys.executable, "-c", LAUNCHER, kind, target, *map(str, arguments), json.dumps(kwargs or {})]
     started = time.monotonic()
     timed_out = False
     with open(log_path, "wb") as log:
@@ -316,6 +387,71 @@ def run_submission(kind: str, target: str, arguments: list[Path], log_path: Path
     text = log_path.read_text(encoding="utf-8", errors="replace")
     tail = [line for line in text.splitlines() if line.strip()][-8:]
     return SubmissionRun(process.returncode, round(seconds, 2), timed_out, tail)
+
+
+# Run by --python's interpreter before the dry-run starts: what it is (printed first, one JSON line), then the
+# submission imported as the launcher will import it (exit status 0: it imports and has unlearn()).
+PROBE = r"""
+import importlib, importlib.util, json, os, sys
+from importlib import metadata
+kind, target = sys.argv[1:]
+def version(name):
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+print(json.dumps({"executable": sys.executable, "prefix": sys.prefix, "torch": version("torch"),
+                  "transformers": version("transformers")}), flush=True)
+""" + IMPORT_SUBMISSION
+PROBE_TIMEOUT_S = 300.0  # importing a submission imports torch and transformers: seconds on a busy machine
+
+
+def this_interpreter() -> dict:
+    """What summary.json records of the interpreter without ``--python``: this one."""
+    return {"path": sys.executable, "given": False, "resolved": os.path.realpath(sys.executable),
+            "version": f"Python {platform.python_version()}", "executable": sys.executable, "prefix": sys.prefix,
+            "torch": torch.__version__, "transformers": transformers.__version__}
+
+
+def check_interpreter(python: str, kind: str, target: str, env: dict[str, str]) -> dict:
+    """``--python``: an executable that prints ``Python X.Y.Z`` for ``--version`` and imports the submission
+    (with ``env``, in a scratch folder) as the launcher will; else one ``InputError`` line saying which. Returns
+    what summary.json records: the path as given (absolute, symlinks kept: a venv's ``bin/python`` is one), the
+    file it resolves to, ``--version``'s line, the interpreter's ``sys.executable``/``sys.prefix`` and its torch
+    and transformers versions (None where not installed)."""
+    path = Path(python).absolute()
+    if not path.is_file() or not os.access(path, os.X_OK):
+        raise InputError(f"{python}: --python is not an executable file")
+    try:
+        done = subprocess.run([str(path), "--version"], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=60)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise InputError(f"{python}: --python does not run ({type(exc).__name__}: {exc})") from None
+    printed = (done.stdout.strip() or done.stderr.strip()).splitlines()  # Python 2 printed it to stderr
+    version = printed[0] if printed else ""
+    if done.returncode != 0 or not version.startswith("Python "):
+        raise InputError(f"{python}: --python is not a Python interpreter (`--version` printed {version[:80]!r}, "
+                         f"exit status {done.returncode})")
+    with tempfile.TemporaryDirectory(prefix="lume-dry-run-probe-") as scratch:
+        try:
+            probe = subprocess.run([str(path), "-c", PROBE, kind, target], stdin=subprocess.DEVNULL,
+                                   capture_output=True, text=True, cwd=scratch, env=env, timeout=PROBE_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise InputError(f"{python}: --python took more than {PROBE_TIMEOUT_S:g} s to import the submission "
+                             f"{target}") from None
+    lines = probe.stdout.strip().splitlines()
+    try:
+        facts = json.loads(lines[0]) if lines else None
+    except json.JSONDecodeError:
+        facts = None
+    if probe.returncode != 0 or not isinstance(facts, dict):
+        errors = [line for line in probe.stderr.splitlines() if line.strip()]
+        where = f"; it runs from sys.prefix {facts['prefix']}" if isinstance(facts, dict) else ""
+        raise InputError(f"{python}: --python ({version}) cannot import the submission {target}: "
+                         f"{errors[-1].strip() if errors else f'exit status {probe.returncode}'}{where}")
+    return {"path": str(path), "given": True, "resolved": os.path.realpath(path), "version": version,
+            "executable": facts.get("executable"), "prefix": facts.get("prefix"), "torch": facts.get("torch"),
+            "transformers": facts.get("transformers")}
 
 
 @dataclass
@@ -376,39 +512,46 @@ def _load_checkpoint(folder: Path) -> None:
 # Scoring
 
 
-def _scoring_key(model_hashes: dict[str, str], data: Path, split: str, settings: DryRunSettings) -> str:
-    """What decides the before scores: the model's files, the data files, the scoring settings, the
-    library versions and the hardware (``machine.hardware_key``: CPU kernel path, vendor, family, model,
+def _scoring_key(model_hashes: dict[str, str], data: Path, split: str, settings: DryRunSettings,
+                 mia: Path | None = None, mmlu: Path | None = None) -> str:
+    """What decides the before scores: the model's files, the data files (a folder's every file, or the one
+    file), the MIA and MMLU data scored (each folder's files; whether there is one), the scoring settings,
+    the library versions and the hardware (``machine.hardware_key``: CPU kernel path, vendor, family, model,
     bfloat16 flags, CUDA device; bfloat16 rounding depends on the CPU, not on the kernel path alone, SPEC 6)."""
     digest = hashlib.sha256()
     digest.update(json.dumps({"model": model_hashes, "split": split, "mode": settings.mode,
                               "ntrain": settings.ntrain, "threads": settings.threads,
+                              "mia": mia is not None, "mmlu": mmlu is not None,
                               "torch": torch.__version__, "transformers": transformers.__version__,
                               "hardware": hardware_key()}, sort_keys=True).encode())
-    hash_data_files(digest, data)
+    for path in (data, mia, mmlu):
+        if path is not None:
+            hash_data_files(digest, path)
     return digest.hexdigest()
 
 
-def score_checkpoint(checkpoint: Path, data: Path, split: str, out: Path, settings: DryRunSettings):
+def score_checkpoint(checkpoint: Path, data: Path, split: str, out: Path, settings: DryRunSettings,
+                     mia: Path | None, mmlu: Path | None):
     """The evaluator on one checkpoint: generations and losses (official mode unless ``--mode fast``),
-    MIA on ``<data>/mia_data``, MMLU inline on ``<data>/mmlu``."""
+    MIA on ``mia`` and MMLU inline on ``mmlu`` (each skipped when None; ``run.json`` records what was done)."""
     scoring = EvaluationSettings(mode=settings.mode, show_progress=settings.show_progress)
-    runner = InlineMMLU(data / "mmlu", out / "mmlu", settings.ntrain, mmlu_batch_size(scoring.mode, scoring.batch_size),
-                        show_progress=settings.show_progress)
-    return evaluate(checkpoint, data, out, split=split, mia=mia_folder(data, split), settings=scoring,
-                    mmlu_runner=runner)
+    runner = (InlineMMLU(mmlu, out / "mmlu", settings.ntrain, mmlu_batch_size(scoring.mode, scoring.batch_size),
+                         show_progress=settings.show_progress) if mmlu is not None else None)
+    return evaluate(checkpoint, data, out, split=split, mia=mia, settings=scoring, mmlu_runner=runner)
 
 
-def _cached_before(model_dir: Path, model_hashes: dict[str, str], settings: DryRunSettings, out: Path, log):
-    """Score the untouched target into ``out``, or copy an earlier identical scoring from the cache
-    (``$LUME_HARNESS_CACHE/dry-run-before-<key>``): the target and the data rarely change between runs."""
-    key = _scoring_key(model_hashes, settings.data, settings.split, settings)
+def _cached_before(model_dir: Path, model_hashes: dict[str, str], inputs: DryRunInputs, settings: DryRunSettings,
+                   out: Path, log):
+    """Score the untouched model into ``out``, or copy an earlier identical scoring from the cache
+    (``$LUME_HARNESS_CACHE/dry-run-before-<key>``, ``run.json`` included): the model and the data rarely
+    change between runs."""
+    key = _scoring_key(model_hashes, inputs.data, settings.split, settings, inputs.mia, inputs.mmlu)
     cached = default_cache_dir() / f"dry-run-before-{key[:16]}"
     if settings.use_cache and (cached / RESULTS_FILE).is_file():
         shutil.copytree(cached, out)
         log(f"dry-run: before scores reused from {cached}")
         return EvaluationResult.read(out / RESULTS_FILE), True
-    result = score_checkpoint(model_dir, settings.data, settings.split, out, settings)
+    result = score_checkpoint(model_dir, inputs.data, settings.split, out, settings, inputs.mia, inputs.mmlu)
     if settings.use_cache:
         store(out, cached)
     return result, False
@@ -449,26 +592,35 @@ def dry_run(settings: DryRunSettings, log: Callable[[str], None] = print) -> Dry
     """Run the steps of the module docstring; every input is checked before the submission starts."""
     started = time.monotonic()
     seconds: dict[str, float] = {}
-    kind, target, data = _checked_inputs(settings)
+    given = _checked_inputs(settings)
+    kind, target, data = given.kind, given.target, given.data
     out = prepare_out(settings.out)
     with _scoring_environment(settings):
         began = time.monotonic()
-        try:
-            build = build_target(data, progress=settings.show_progress, log=lambda line: log(line))
-        except TargetCheckFailed as exc:
-            raise InputError(f"{data}: the target built from it failed its self-check ({exc})") from None
+        if given.model is None:
+            try:
+                build = build_target(data, progress=settings.show_progress, log=lambda line: log(line))
+            except TargetCheckFailed as exc:
+                raise InputError(f"{data}: the target built from it failed its self-check ({exc})") from None
+            source = build.path
+            model_summary = {"path": str(build.path), "given": None, "stub": True, "reused": build.reused}
+        else:
+            source = given.model
+            model_summary = {"path": str(given.model), "given": settings.model, "stub": False, "reused": None}
+        model_in = out / "model_in"
+        shutil.copytree(source, model_in)  # symlinks followed: a Hugging Face cache snapshot is links to blobs
         seconds["target"] = round(time.monotonic() - began, 1)
 
-        model_in = out / "model_in"
-        shutil.copytree(build.path, model_in)
         inputs = lay_out_inputs(data, settings.split, out / "inputs")
         model_hashes = tree_hashes(model_in)
         rows = inputs["forget_rows"] + inputs["retain_rows"]
         parameters = count_parameters(model_in)
-        limit = settings.time_limit_s if settings.time_limit_s is not None else scaled_time_limit(rows, parameters)
+        speedup, hardware = hardware_speedup(torch.cuda.device_count())
+        scaled = scaled_time_limit(rows, parameters, speedup)
+        limit = settings.time_limit_s if settings.time_limit_s is not None else scaled
 
         began = time.monotonic()
-        before, before_cached = _cached_before(model_in, model_hashes, settings, out / "before", log)
+        before, before_cached = _cached_before(model_in, model_hashes, given, settings, out / "before", log)
         seconds["before"] = round(time.monotonic() - began, 1)
 
         model_out = out / "model_out"
@@ -478,7 +630,8 @@ def dry_run(settings: DryRunSettings, log: Callable[[str], None] = print) -> Dry
         log(f"dry-run: running {target} ({kind}) with a {limit:g} s limit; its output goes to {out / LOG_FILE}")
         env = submission_environment(limit, settings.threads, module_search_root(target) if kind == "module" else None)
         run = run_submission(kind, target, [model_in, model_out, inputs["forget"], inputs["retain"]],
-                             out / LOG_FILE, limit, env, scratch, settings.submission_kwargs, settings.kill_grace_s)
+                             out / LOG_FILE, limit, env, scratch, settings.submission_kwargs, settings.kill_grace_s,
+                             python=given.interpreter["path"])
         seconds["submission"] = run.seconds
 
         began = time.monotonic()
@@ -491,12 +644,16 @@ def dry_run(settings: DryRunSettings, log: Callable[[str], None] = print) -> Dry
         if check.scorable:
             began = time.monotonic()
             try:
-                after = score_checkpoint(model_out, data, settings.split, out / "after", settings)
+                after = score_checkpoint(model_out, data, settings.split, out / "after", settings,
+                                         given.mia, given.mmlu)
             except InputError as exc:
                 problems.append((VERDICT_UNLOADABLE, f"the evaluator cannot score the checkpoint: {exc}"))
             seconds["after"] = round(time.monotonic() - began, 1)
 
-        gates = utility_gate(after.mmlu_average if after else None, MMLU_GATE_7B, before.mmlu_average)
+        if given.mmlu is None:
+            gates = {"mmlu_average": None, "gates": [], "passed": None, "not_run": MMLU_NOT_RUN}
+        else:
+            gates = utility_gate(after.mmlu_average if after else None, MMLU_GATE_7B, before.mmlu_average)
         if after is not None and gates["passed"] is False:
             problems.append((VERDICT_GATE_FAILED, f"MMLU {after.mmlu_average:.4f} fails the "
                                                   f"{' and '.join(failed_gates(gates))} gate"))
@@ -515,18 +672,18 @@ def dry_run(settings: DryRunSettings, log: Callable[[str], None] = print) -> Dry
             "problems": [{"verdict": v, "message": m} for v, m in problems],
             "submission": {"given": settings.submission, "kind": kind, "target": target,
                            "returncode": run.returncode, "log": LOG_FILE, "log_tail": run.log_tail,
-                           "extra_kwargs": settings.submission_kwargs},
-            "time": _time_summary(settings, run, limit, rows, parameters),
+                           "extra_kwargs": settings.submission_kwargs, "interpreter": given.interpreter},
+            "time": _time_summary(settings, run, limit, rows, parameters, speedup, hardware),
             "input_model_unchanged": not changes,
             "input_model_changes": changes,
             "checkpoint": {"loadable": check.scorable and after is not None, "problem": check.problem,
                            "checkpoints": check.checkpoints, "files": check.files[:50]},
-            "scoring": _scoring_summary(settings, data, before_cached),
+            "scoring": _scoring_summary(settings, given, before_cached),
             "before": _result_figures(before),
             "after": _result_figures(after),
             "gates": gates,
             "placement": placement(after.final if after else None, after.mmlu_average if after else None),
-            "target": {"path": str(build.path), "reused": build.reused},
+            "target": model_summary,
             "report": report,
             "seconds": seconds,
         }
@@ -536,19 +693,39 @@ def dry_run(settings: DryRunSettings, log: Callable[[str], None] = print) -> Dry
         return DryRunReport(summary, EXIT_CODES[verdict], format_summary(summary))
 
 
-def _checked_inputs(settings: DryRunSettings) -> tuple[str, str, Path]:
-    """The submission's kind and target, and the stub folder; InputError before anything runs."""
+def _checked_inputs(settings: DryRunSettings) -> DryRunInputs:
+    """The submission, the model, the data, the MIA and MMLU data scored, and the interpreter (``--python``
+    imports the submission here); InputError before anything runs."""
     check_mode(settings.mode)
     if settings.time_limit_s is not None and not settings.time_limit_s > 0:
         raise InputError(f"--time-limit must be positive, not {settings.time_limit_s}")
     if settings.report and settings.report_bootstrap < 0:
         raise InputError(f"--bootstrap must be 0 or more, not {settings.report_bootstrap}")
-    kind, target = resolve_submission(settings.submission)
+    kind, target = resolve_submission(settings.submission, importable_here=settings.python is None)
     data = Path(settings.data)
-    for needed in (data / MIA_FOLDERS["train"] / "member.jsonl", data / "mmlu"):
-        if not needed.exists():
-            raise InputError(f"{needed}: not found (--data must be a stub folder as make-stub writes it)")
-    return kind, target, data
+    mia = Path(settings.mia) if settings.mia is not None else None
+    mmlu = Path(settings.mmlu_data) if settings.mmlu_data is not None else None
+    model = None
+    if settings.model is None:  # the stub target, trained on the stub's rows, MIA members and mini-MMLU
+        for needed in (data / MIA_FOLDERS["train"] / "member.jsonl", data / "mmlu"):
+            if not needed.exists():
+                raise InputError(f"{needed}: not found (--data must be a stub folder as make-stub writes it)")
+        mia = mia if mia is not None else mia_folder(data, settings.split)
+        mmlu = mmlu if mmlu is not None else data / "mmlu"
+    else:
+        model = check_checkpoint(resolve_model(settings.model, allow_download=False))
+        for name in SPLITS:
+            locate_split(data, name, settings.split)  # the rows themselves are checked as they are laid out
+    if settings.mia is not None:
+        load_mia(mia)
+    if mmlu is not None and not mmlu.is_dir():
+        raise InputError(f"{mmlu}: --mmlu-data is not a folder (expected MMLU's dev/ and test/ CSV folders)")
+    if settings.python is None:
+        interpreter = this_interpreter()
+    else:
+        env = submission_environment(None, settings.threads, module_search_root(target) if kind == "module" else None)
+        interpreter = check_interpreter(settings.python, kind, target, env)
+    return DryRunInputs(kind, target, data, model, mia, mmlu, interpreter)
 
 
 @contextlib.contextmanager
@@ -590,18 +767,25 @@ def _run_problems(run: SubmissionRun, check: OutputCheck, changes: list[str], li
     return problems
 
 
-def _time_summary(settings: DryRunSettings, run: SubmissionRun, limit: float, rows: int, parameters: int) -> dict:
+def _time_summary(settings: DryRunSettings, run: SubmissionRun, limit: float, rows: int, parameters: int,
+                  speedup: float, hardware: str) -> dict:
+    """The limit, the time used, and the scaled limit's inputs and formula (``scaled_time_limit``), also when
+    ``--time-limit`` replaced it."""
     return {"limit_s": limit, "used_s": run.seconds, "timed_out": run.timed_out,
             "limit_given": settings.time_limit_s is not None,
             "scale": {"rows": rows, "parameters": parameters, "lume_rows": LUME_ROWS,
-                      "lume_parameters": LUME_7B_PARAMETERS, "hardware_speedup": HARDWARE_SPEEDUP,
-                      "floor_s": MIN_TIME_LIMIT_S, "organizer_limit_s": ORGANIZER_LIMIT_S}}
+                      "lume_parameters": LUME_7B_PARAMETERS, "hardware_speedup": speedup, "hardware": hardware,
+                      "floor_s": MIN_TIME_LIMIT_S, "organizer_limit_s": ORGANIZER_LIMIT_S,
+                      "scaled_limit_s": scaled_time_limit(rows, parameters, speedup),
+                      "formula": time_limit_formula(rows, parameters, speedup)}}
 
 
-def _scoring_summary(settings: DryRunSettings, data: Path, before_cached: bool) -> dict:
-    return {"mode": settings.mode, "dtype": "bfloat16", "data": str(data), "split": settings.split,
-            "mia": MIA_FOLDERS["train"], "mmlu": "mmlu", "mmlu_ntrain": settings.ntrain,
-            "threads": settings.threads, "before_cached": before_cached,
+def _scoring_summary(settings: DryRunSettings, given: DryRunInputs, before_cached: bool) -> dict:
+    not_run = ([MIA_NOT_SCORED] if given.mia is None else []) + ([MMLU_NOT_RUN] if given.mmlu is None else [])
+    return {"mode": settings.mode, "dtype": "bfloat16", "data": str(given.data), "split": settings.split,
+            "mia": None if given.mia is None else str(given.mia),
+            "mmlu": None if given.mmlu is None else str(given.mmlu), "not_run": not_run,
+            "mmlu_ntrain": settings.ntrain, "threads": settings.threads, "before_cached": before_cached,
             "note": ("official: SPEC 2 one row at a time" if settings.mode == OFFICIAL else
                      "fast: batched generation; where the model is unsure a greedy choice may differ "
                      "from the official one")}
@@ -615,15 +799,23 @@ def format_summary(summary: dict) -> str:
     before, after = summary["before"] or {}, summary["after"] or {}
     t = summary["time"]
     sub = summary["submission"]
-    lines = [f"dry-run of {sub['given']} ({sub['kind']}) on {summary['scoring']['data']} "
+    own = summary["target"].get("given")
+    lines = [f"dry-run of {sub['given']} ({sub['kind']}) on {'the model ' + own + ' and ' if own else ''}"
+             f"{summary['scoring']['data']} "
              f"({summary['scoring']['split']} split, {t['scale']['rows']} rows), "
              f"scoring: {summary['scoring']['mode']}",
              f"time: {t['used_s']:.1f} s of a {t['limit_s']:g} s limit ({100 * t['used_s'] / t['limit_s']:.0f}%)"
              + ("" if t["limit_given"] else
                 f"  [the organizers' hour scaled by rows x model size, floor {t['scale']['floor_s']:g} s]")
              + ("  TIMED OUT" if t["timed_out"] else ""),
-             "",
-             f"{'':28} {'before':>8} {'after':>8}"]
+             f"      {'scaled ' if t['limit_given'] else ''}limit = {t['scale']['formula']}  "
+             f"[x {t['scale']['hardware_speedup']:g}: {t['scale']['hardware']}]"
+             + ("; --time-limit given instead" if t["limit_given"] else "")]
+    interpreter = sub.get("interpreter") or {}
+    if interpreter.get("given"):
+        lines.append(f"interpreter: {interpreter['path']} ({interpreter['version']}, torch {interpreter['torch']}, "
+                     f"transformers {interpreter['transformers']})")
+    lines += ["", f"{'':28} {'before':>8} {'after':>8}"]
     rows = [("forget regurgitation", "forget_regurgitation"), ("forget knowledge", "forget_knowledge"),
             ("retain regurgitation", "retain_regurgitation"), ("retain knowledge", "retain_knowledge"),
             ("task aggregate", "task_aggregate"), ("MIA AUC", "mia_auc"), ("MIA score", "mia_score"),
@@ -633,6 +825,8 @@ def format_summary(summary: dict) -> str:
     for g in summary["gates"]["gates"]:
         condition = gate_condition(g, reference="before")
         lines.append(f"{'MMLU gate ' + g['gate'] + ' (' + condition + ')':47} {verdict_word(g['passed']):>8}")
+    for note in summary["scoring"].get("not_run", []):
+        lines.append(f"  {note}")
     p = summary["placement"]
     if "7b" in p:
         def place(entry):

@@ -17,7 +17,15 @@ KILL_GRACE_S = 5.0  # between SIGTERM and SIGKILL to the submission's process gr
 @dataclass
 class DryRunSettings:
     submission: str = DEFAULT_PACKAGE  # a .py file, or the name of an importable module
-    data: Path = DEFAULT_STUB
+    # The model handed to the submission: a checkpoint folder (or a Hugging Face id already in the local cache).
+    # None: the stub target, built from ``data`` (a stub folder as make-stub writes it).
+    model: str | None = None
+    data: Path = DEFAULT_STUB  # with ``model``: forget/retain files in any layout evaluator.core.data accepts
+    # The scoring's MIA documents (member.jsonl, nonmember.jsonl) and MMLU folder (dev/, test/). None: the
+    # stub's for the stub target; with ``model``, not scored (MIA) or not run (MMLU and both gates).
+    mia: Path | None = None
+    mmlu_data: Path | None = None
+    python: str | None = None  # the interpreter that runs the submission; None: this one (sys.executable)
     split: str = "train"  # one of STUB_SPLITS
     out: Path = DEFAULT_OUT
     time_limit_s: float | None = None  # None: scaled_time_limit
