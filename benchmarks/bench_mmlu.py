@@ -35,7 +35,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, default=SHARED / "golden" / "target")
     parser.add_argument("--data", type=Path, default=SHARED / "data" / "mmlu")
-    parser.add_argument("--subjects", default=GOLDEN_SUBJECTS, help="subjects of the ratio measurement")
+    parser.add_argument("--mmlu-subjects", "--subjects", dest="subjects", default=GOLDEN_SUBJECTS,
+                        help="subjects of the ratio measurement (the name unlearn-eval uses; --subjects: the old one)")
     parser.add_argument("--ntrain", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=16, help="fast path batch size")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])

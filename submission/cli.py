@@ -6,6 +6,7 @@ Bad input: one line on stderr naming the file and the problem, exit status 2, no
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -14,51 +15,106 @@ import click
 
 from .data import SubmissionInputError
 from .methods import METHODS
-from .train import DEFAULT_METHOD, unlearn
+from .train import DEFAULT_METHOD, METHOD_DEFAULTS, UnlearnSettings, unlearn
+
+SHARED_DEFAULTS = {f.name: f.default for f in dataclasses.fields(UnlearnSettings)
+                   if f.default is not dataclasses.MISSING}
+# What a default of None means, per setting (train.UnlearnSettings, train._auto_lora).
+NONE_MEANS = {
+    "max_steps": "from --epochs",
+    "retain_batch_size": "--batch-size",
+    "forget_nll_ceiling": "none",
+    "calibration_docs": "none: baked-in documents, else swapped forget/retain ones",
+    "lora_rank": "0 (full-parameter), 16 where the model does not fit one GPU",
+    "lora_alpha": "2 x rank",
+    "safety_margin_s": "10% of the budget",
+    "train_dtype": "bfloat16 on GPU, float32 on CPU",
+}
+NOTES = {"time_budget_s": " ($LUME_TIME_LIMIT_S when set)"}
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+class SettingOption(click.Option):
+    """An option that defaults to None (the chosen method's settings fill it in) but shows the value it gets,
+    ``show_default``, as click shows a plain default: ``[default: 4]``, not ``[default: (4)]``."""
+
+    def get_help_extra(self, ctx):  # click >= 8.2 (older clicks show the same text in parentheses)
+        extra = super().get_help_extra(ctx)
+        if isinstance(self.show_default, str):
+            extra["default"] = self.show_default
+        return extra
+
+
+def setting(*decls: str, **kwargs):
+    """The option of the ``UnlearnSettings`` field it names (``--lr``, ``learning_rate``; ``--epochs``:
+    ``epochs``): None unless given, so that the chosen method's settings fill it in; its help shows the value."""
+    name = decls[-1] if not decls[-1].startswith("-") else decls[0].split("/")[0].lstrip("-").replace("-", "_")
+    return click.option(*decls, cls=SettingOption, default=None, show_default=shown_default(name), **kwargs)
+
+
+def shown_default(name: str) -> str:
+    """The default of setting ``name`` under the default method, and the methods whose own default differs
+    (the options default to None and the chosen method's settings fill them: train.resolve_options)."""
+    def value(method: str) -> str:
+        setting = METHOD_DEFAULTS[method].get(name, SHARED_DEFAULTS[name])
+        if setting is None:
+            return NONE_MEANS.get(name, "none")
+        if isinstance(setting, bool):
+            return "on" if setting else "off"
+        return f"{setting:g}" if isinstance(setting, float) else str(setting)
+
+    default = value(DEFAULT_METHOD) + NOTES.get(name, "")
+    differ = {m: value(m) for m in sorted(METHODS) if m != DEFAULT_METHOD and value(m) != value(DEFAULT_METHOD)}
+    if not differ:
+        return default
+    if len(differ) == len(METHODS) - 1 and len(set(differ.values())) == 1:
+        return f"{default} with {DEFAULT_METHOD}, {next(iter(differ.values()))} with every other method"
+    return f"{default} with {DEFAULT_METHOD}; " + "; ".join(f"{v} with {m}" for m, v in differ.items())
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(package_name="lume-unlearning", prog_name="unlearn")
 @click.argument("model", type=click.Path())
 @click.argument("out", type=click.Path())
 @click.argument("forget", type=click.Path())
 @click.argument("retain", type=click.Path())
-@click.option("--method", type=click.Choice(sorted(METHODS)), default=None,
-              help=f"Unlearning method (default {DEFAULT_METHOD}).")
-@click.option("--time-budget", "time_budget_s", type=float, default=None,
-              help="Seconds the whole run may take (default 3600, the organizers' limit).")
-@click.option("--safety-margin", "safety_margin_s", type=float, default=None,
-              help="Seconds kept free at the end of the budget (default 10% of it).")
-@click.option("--lr", "learning_rate", type=float, default=None, help="Learning rate.")
-@click.option("--epochs", type=float, default=None, help="Passes over the forget rows.")
-@click.option("--max-steps", type=int, default=None, help="Optimizer steps (overrides --epochs).")
-@click.option("--batch-size", type=int, default=None, help="Forget rows per step and process.")
-@click.option("--retain-batch-size", type=int, default=None, help="Retain rows per step and process.")
-@click.option("--chunk-size", type=int, default=None, help="Forget rows per chunk (sequential_gd).")
-@click.option("--retain-weight", type=float, default=None, help="Weight of the retain loss.")
-@click.option("--forget-weight", type=float, default=None, help="Weight of the forget loss.")
-@click.option("--beta", type=float, default=None, help="NPO/SimNPO temperature.")
-@click.option("--gamma", type=float, default=None, help="SimNPO margin.")
-@click.option("--forget-nll-ceiling", default=None,
-              help="Stop ascending on forget rows whose loss (nats/token) is above this; 'measured': the loss of "
-                   "documents of their kind the model never saw, measured before training (capped_gd's default).")
-@click.option("--calibration-docs", type=click.Path(exists=True), default=None,
-              help="Documents of the members' kind the model never saw (a folder of .jsonl files with a 'document' "
-                   "field, like the release's mia_data/nonmember.jsonl, or .txt files): the 'measured' level and "
-                   "the selection's membership score use them instead of swapped forget/retain documents.")
-@click.option("--lora-rank", type=int, default=None, help="LoRA rank (0: full-parameter training).")
-@click.option("--lora-alpha", type=float, default=None, help="LoRA alpha (default 2 x rank).")
-@click.option("--gradient-checkpointing/--no-gradient-checkpointing", default=None)
-@click.option("--holdout-fraction", type=float, default=None,
-              help="Share of each (task, kind) group kept out of training to pick the best checkpoint.")
-@click.option("--evaluations", type=int, default=None, help="Selection passes over the run.")
-@click.option("--selection-dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default=None,
-              help="Dtype the selection passes score the model in (default bfloat16, as the organizers load it).")
-@click.option("--seed", type=int, default=None)
-@click.option("--train-dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default=None)
-@click.option("--trust-remote-code", is_flag=True, default=None)
-@click.option("--quiet", is_flag=True, help="No progress lines.")
-def command(model, out, forget, retain, quiet, **options):
+@setting("--method", type=click.Choice(sorted(METHODS)),
+         help="Unlearning method; it sets the defaults of the options below where they differ per method.")
+@setting("--time-budget", "time_budget_s", type=float,
+         help="Seconds the whole run may take (the organizers' limit was 3600).")
+@setting("--safety-margin", "safety_margin_s", type=float, help="Seconds kept free at the end of the budget.")
+@setting("--lr", "learning_rate", type=float, help="Learning rate.")
+@setting("--epochs", type=float, help="Passes over the forget rows.")
+@setting("--max-steps", type=int, help="Optimizer steps (overrides --epochs).")
+@setting("--batch-size", type=int, help="Forget rows per step and process.")
+@setting("--retain-batch-size", type=int, help="Retain rows per step and process.")
+@setting("--chunk-size", type=int, help="Forget rows per chunk (sequential_gd).")
+@setting("--retain-weight", type=float, help="Weight of the retain loss.")
+@setting("--forget-weight", type=float, help="Weight of the forget loss.")
+@setting("--beta", type=float, help="NPO/SimNPO temperature.")
+@setting("--gamma", type=float, help="SimNPO margin.")
+@setting("--forget-nll-ceiling",
+         help="Stop ascending on forget rows whose loss (nats/token) is above this; 'measured': the loss of "
+              "documents of their kind the model never saw, measured before training.")
+@setting("--calibration-docs", type=click.Path(exists=True),
+         help="Documents of the members' kind the model never saw (a folder of .jsonl files with a 'document' "
+              "field, like the release's mia_data/nonmember.jsonl, or .txt files): the 'measured' level and "
+              "the selection's membership score use them instead of swapped forget/retain documents.")
+@setting("--lora-rank", type=int, help="LoRA rank (0: full-parameter training).")
+@setting("--lora-alpha", type=float, help="LoRA alpha.")
+@setting("--gradient-checkpointing/--no-gradient-checkpointing",
+         help="Recompute activations in the backward pass (less memory, slower).")
+@setting("--holdout-fraction", type=float,
+         help="Share of each (task, kind) group kept out of training to pick the best checkpoint.")
+@setting("--evaluations", type=int, help="Selection passes over the run.")
+@setting("--selection-dtype", type=click.Choice(["float32", "bfloat16", "float16"]),
+         help="Dtype the selection passes score the model in (the organizers load it in bfloat16).")
+@setting("--seed", type=int, help="Training seed.")
+@setting("--train-dtype", type=click.Choice(["float32", "bfloat16", "float16"]), help="Dtype the model is trained in.")
+@click.option("--trust-remote-code", is_flag=True, default=None,
+              help="Let the checkpoint run its own code (off by default).")
+@click.option("--progress/--quiet", "progress", default=True, show_default=True,
+              help="Progress lines, and the summary JSON line at the end (--quiet: neither).")
+def command(model, out, forget, retain, progress, **options):
     """Unlearn FORGET from the model in MODEL, keep RETAIN, write the best checkpoint to OUT.
 
     MODEL is a model folder or a Hugging Face id (owner/name[@revision]) already in the local Hugging Face
@@ -67,14 +123,14 @@ def command(model, out, forget, retain, quiet, **options):
     FORGET and RETAIN are folders holding forget.parquet / forget.jsonl (retain.*), or such files.
     """
     options = {k: v for k, v in options.items() if v is not None}
-    if quiet:
+    if not progress:
         options["verbose"] = False
     try:
         summary = unlearn(model, out, forget, retain, **options)
     except SubmissionInputError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    if not quiet and os.environ.get("RANK", "0") == "0":  # one summary line, from the main process
+    if progress and os.environ.get("RANK", "0") == "0":  # one summary line, from the main process
         click.echo(json.dumps(summary))
 
 

@@ -243,8 +243,8 @@ def check_evaluation_not_finished(tmp: Path):
     return ["check", str(out), "--min-final", "0.5"], {"tmp": tmp, "out": out}
 
 
-def pack_not_py(tmp: Path):
-    return ["pack", "--out", str(tmp / "submission.txt")], {"tmp": tmp}
+def pack_out_is_a_file(tmp: Path):
+    return ["pack", "--out", str(tmp / "submission.py")], {"tmp": tmp}
 
 
 # --- the submission's command line (unlearn MODEL OUT FORGET RETAIN) ------------------------------------
@@ -491,9 +491,9 @@ CASES: list[FaultCase] = [
               "journal .partial/ of a killed evaluate (the same evaluate command finishes it)",
               "nothing written; rerun the same evaluate command (it resumes from the journal), then check",
               check_evaluation_not_finished, subcommand="check"),
-    FaultCase("pack-not-py", "pack --out does not end in .py", "unlearn-eval", 2,
-              "error: <tmp>/submission.txt: the packed file must end in .py", BAD_INPUT, pack_not_py,
-              subcommand="pack"),
+    FaultCase("pack-out-is-a-file", "pack --out names a .py file (--out is the folder the file goes into)",
+              "unlearn-eval", 2, "error: <tmp>/submission.py: --out is the folder to write unlearn_submission.py "
+              "into, not the file (give --out <tmp>)", BAD_INPUT, pack_out_is_a_file, subcommand="pack"),
     # --- the submission: unlearn MODEL OUT FORGET RETAIN ----------------------------------------------
     FaultCase("submission-missing-forget", "the forget folder holds no forget file", "unlearn", 2,
               "error: <forget>: no forget.parquet or forget.jsonl in this folder", BAD_INPUT, submission_setup("missing-forget"),

@@ -59,6 +59,9 @@ def test_percent_signs_in_help_are_single():
     evaluate = words(("evaluate",))
     assert "(75%)" in evaluate and "Min-K%, Min-K%++" in evaluate
     assert "95% intervals" in words(("report",)) and "75% of before" in words(("check",))
+    for command in ("evaluate", "mmlu", "score", "aggregate"):  # --reference-mmlu, one help text everywhere
+        assert "MMLU gate, relative (75%): the reference model's MMLU" in words((command,)), command
+    assert "[default: 10% of the budget]" in " ".join(help_of(unlearn_command(), (), "unlearn").split())
 
 
 def test_check_help_lists_its_exit_codes():

@@ -234,7 +234,8 @@ def test_fast_path_with_odd_batch_sizes_and_mixed_headers(golden_model, runs):
 def test_cli_writes_metrics_and_subject_csvs(tmp_path, one_thread):
     out = tmp_path / "mmlu"
     result = CliRunner().invoke(main, ["mmlu", "--checkpoint", str(GOLDEN / "target"), "--data", str(MMLU_DATA),
-                                       "--out", str(out), "--subjects", "global_facts", "--ntrain", "0", "--quiet"])
+                                       "--out", str(out), "--mmlu-subjects", "global_facts", "--ntrain", "0",
+                                       "--quiet"])
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())
     assert {"average_acc", "subcat_acc", "cat_acc"} <= metrics.keys()
@@ -277,11 +278,10 @@ def test_aggregate_reports_both_gates():
 @pytest.mark.golden
 def test_score_writes_gate_beside_the_official_file_and_keeps_it_byte_identical(tmp_path):
     official = GOLDEN / "official" / "target"
-    out = tmp_path / "evaluation_results.jsonl"
     result = CliRunner().invoke(main, ["score", str(official), "--mmlu-metrics", str(GOLDEN / "mmlu_metrics.json"),
-                                       "--out", str(out), "--reference-mmlu", str(GOLDEN / "mmlu_metrics.json")])
+                                       "--out", str(tmp_path), "--reference-mmlu", str(GOLDEN / "mmlu_metrics.json")])
     assert result.exit_code == 0, result.output
-    assert out.read_bytes() == (official / "evaluation_results.jsonl").read_bytes()
+    assert (tmp_path / "evaluation_results.jsonl").read_bytes() == (official / "evaluation_results.jsonl").read_bytes()
     gate = json.loads((tmp_path / "gate.json").read_text())
     assert gate["gates"][1]["gate"] == "relative" and gate["gates"][1]["passed"] is True
     assert "MMLU gate, relative" in result.output

@@ -38,9 +38,11 @@ def target() -> Path:
 
 @pytest.fixture(scope="module")
 def packed(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("pack") / "unlearn_submission.py"
-    result = CliRunner().invoke(main, ["pack", "--out", str(out)])
+    folder = tmp_path_factory.mktemp("pack")
+    result = CliRunner().invoke(main, ["pack", "--out", str(folder)])  # --out: the folder, as every --out
     assert result.exit_code == 0, result.output
+    out = folder / "unlearn_submission.py"
+    assert f"wrote {out} " in result.output
     return out
 
 
@@ -194,15 +196,17 @@ def test_refuses_a_sibling_package_and_a_missing_entry_point(tmp_path, monkeypat
         pack("needs_other", tmp_path / "a.py")
     with pytest.raises(InputError, match="no top-level unlearn"):
         pack("no_entry", tmp_path / "b.py")
-    result = CliRunner().invoke(main, ["pack", "--submission", "not_a_module_at_all", "--out", str(tmp_path / "c.py")])
+    result = CliRunner().invoke(main, ["pack", "--submission", "not_a_module_at_all", "--out", str(tmp_path / "c")])
     assert result.exit_code == 2 and "no such importable package" in result.output
-    assert not (tmp_path / "a.py").exists() and not (tmp_path / "c.py").exists()
+    assert not (tmp_path / "a.py").exists() and not (tmp_path / "c").exists()
 
 
 def test_pack_command_from_another_folder(tmp_path):
-    """The command as a user runs it: the project's root is not on sys.path (only the install points at it)."""
+    """The command as a user runs it: the project's root is not on sys.path (only the install points at it). No
+    --out: the file lands in the current folder."""
     out = tmp_path / "unlearn_submission.py"
-    result = subprocess.run([sys.executable, "-m", "evaluator.cli", "pack", "--out", str(out)], cwd=tmp_path,
+    result = subprocess.run([sys.executable, "-m", "evaluator.cli", "pack"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("wrote unlearn_submission.py ")
     assert out.read_text() == render("submission")[0]

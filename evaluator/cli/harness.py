@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from evaluator.cli.params import out_folder, progress_option
 from evaluator.core.errors import InputError
 from evaluator.core.gate import GATES, MMLU_GATE_7B, RELATIVE_GATE_FRACTION
 from evaluator.core.modes import MODES
@@ -28,11 +29,11 @@ from evaluator.harness.check import (
     run_checks,
     validate_thresholds,
 )
-from evaluator.harness.pack import DEFAULT_OUT as DEFAULT_PACK_OUT
-from evaluator.harness.pack import DEFAULT_PACKAGE, pack
+from evaluator.harness.pack import DEFAULT_PACKAGE, PACKED_FILE, pack
 from evaluator.harness.settings import DryRunSettings
 
 DRY_RUN = DryRunSettings()  # the defaults
+FROM_THRESHOLDS = "none, or the --thresholds file's"
 
 
 @click.command("make-stub")
@@ -48,14 +49,15 @@ def make_stub(out):
 @click.option("--data", type=click.Path(path_type=Path), default=stub.DEFAULT_OUT, show_default=True,
               help="Stub data folder (as make-stub writes it).")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Model folder. Default: $LUME_HARNESS_CACHE (or ~/.cache/lume-harness)/target-<data hash>.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
-def make_target(data, out, quiet):
+              show_default="$LUME_HARNESS_CACHE (or ~/.cache/lume-harness)/target-<data hash>",
+              help="Model folder.")
+@progress_option(True, "Progress bar while training (--quiet: none).")
+def make_target(data, out, progress):
     """Train (or reuse from the cache) the tiny OLMo target that memorizes the stub; prints its folder last."""
     from evaluator.harness.target import TargetCheckFailed, build_target  # lazy: torch, transformers
 
     try:
-        build = build_target(data, out, progress=not quiet, log=lambda line: click.echo(line, err=True))
+        build = build_target(data, out, progress=progress, log=lambda line: click.echo(line, err=True))
     except TargetCheckFailed as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
@@ -92,12 +94,13 @@ def make_target(data, out, quiet):
               help="Scoring mode of the evaluator (fast: batched, may differ where the model is unsure).")
 @click.option("--threads", type=click.IntRange(min=0), default=DRY_RUN.threads, show_default=True,
               help="Torch threads for scoring and OMP_NUM_THREADS for the submission (0: leave the defaults).")
-@click.option("--submission-kwargs", default=None,
+@click.option("--submission-kwargs", default=None, show_default="none",
               help="JSON object of keyword arguments added to the four positional ones (not what the organizers "
                    "did; for quick checks).")
 @click.option("--no-cache", is_flag=True, help="Score the target again instead of reusing cached before scores.")
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json instead of the table.")
-@click.option("--progress", is_flag=True, help="Progress bars while building and scoring.")
+@progress_option(DRY_RUN.show_progress, "Progress bars while building and scoring (off by default: the log lines "
+                                        "on stderr already say where the run is).")
 @click.option("--report", "make_report", is_flag=True,
               help="Also write the HTML/Markdown report of the after scores, with the before scores as the baseline "
                    f"and {DRY_RUN.report_bootstrap} bootstrap resamples (seed {DRY_RUN.report_seed}), "
@@ -136,31 +139,34 @@ def dry_run_command(submission, model, data, split, mia, mmlu_data, python, time
 @click.command("pack")
 @click.option("--submission", default=DEFAULT_PACKAGE, show_default=True,
               help="The package to pack (found on disk, never imported).")
-@click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_PACK_OUT, show_default=True,
-              help="The single .py file to write.")
-@click.option("--calibration-docs", type=click.Path(path_type=Path), default=None,
+@click.option("--out", type=click.Path(path_type=Path), default=Path("."), show_default=True,
+              help=f"Output folder: the single file {PACKED_FILE} is written into it.")
+@click.option("--calibration-docs", type=click.Path(path_type=Path), default=None, show_default="none",
               help="Bake these documents of the members' kind that the target never saw (a folder of .jsonl files "
                    "with a 'document' field, like the release's mia_data/nonmember.jsonl, or .txt files) into the "
                    "file: the submission measures its forget-loss level on them, on the model it is handed.")
 def pack_command(submission, out, calibration_docs):
     """One self-contained .py file with unlearn() and every module of the package it needs (the organizers
-    took a single file). Check it with: unlearn-eval dry-run --submission OUT."""
-    result = pack(submission, out, calibration_docs)
+    took a single file), written to OUT/unlearn_submission.py. Check it with: unlearn-eval dry-run --submission
+    OUT/unlearn_submission.py."""
+    result = pack(submission, out_folder(out, PACKED_FILE) / PACKED_FILE, calibration_docs)
     click.echo(f"wrote {result.path} ({len(result.text.encode()) // 1024} KiB): {', '.join(result.modules)}"
                + (f"; calibration documents from {calibration_docs} baked in" if calibration_docs else ""))
 
 
 @click.command("check")
 @click.argument("results", type=click.Path(path_type=Path))
-@click.option("--thresholds", type=click.Path(path_type=Path), default=None,
+@click.option("--thresholds", type=click.Path(path_type=Path), default=None, show_default="none",
               help="TOML file of thresholds (e.g. ci/thresholds.toml); options override its values.")
-@click.option("--min-final", type=float, default=None, help="Final score at least this.")
-@click.option("--min-task-aggregate", type=float, default=None, help="Task aggregate at least this.")
-@click.option("--min-mia", type=float, default=None, help="MIA score (mia_final_score) at least this.")
-@click.option("--min-mmlu", type=float, default=None, help="MMLU average at least this.")
-@click.option("--gate", "gates", type=click.Choice(GATES), multiple=True,
-              help=f"MMLU gate: absolute (>= {MMLU_GATE_7B}) or relative (>= {RELATIVE_GATE_FRACTION:.0%} of before; "
-                   f"needs a dry-run {SUMMARY_FILE}).")
+@click.option("--min-final", type=float, default=None, show_default=FROM_THRESHOLDS, help="Final score at least this.")
+@click.option("--min-task-aggregate", type=float, default=None, show_default=FROM_THRESHOLDS,
+              help="Task aggregate at least this.")
+@click.option("--min-mia", type=float, default=None, show_default=FROM_THRESHOLDS,
+              help="MIA score (mia_final_score) at least this.")
+@click.option("--min-mmlu", type=float, default=None, show_default=FROM_THRESHOLDS, help="MMLU average at least this.")
+@click.option("--gate", "gates", type=click.Choice(GATES), multiple=True, show_default=FROM_THRESHOLDS,
+              help=f"MMLU gate that must pass (repeatable): absolute (>= {MMLU_GATE_7B}) or relative "
+                   f"(>= {RELATIVE_GATE_FRACTION:.0%} of before; needs a dry-run {SUMMARY_FILE}).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print JSON: each check with its value, limit, margin (value - limit) and passed, and the exit "
                    "code.")

@@ -18,21 +18,23 @@ from evaluator.core.provenance import RUN_FILE, describe_run, read_run, run_diff
 
 @click.command()
 @click.argument("result_dir", type=click.Path(path_type=Path))
-@click.option("--baseline", type=click.Path(path_type=Path), default=None,
+@click.option("--baseline", type=click.Path(path_type=Path), default=None, show_default="none",
               help="Evaluation folder of the model before unlearning: 'before' bars, changes, retain items lost.")
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="Report folder (default RESULT_DIR/report).")
+@click.option("--out", type=click.Path(path_type=Path), default=None, show_default="RESULT_DIR/report",
+              help="Output folder: report.html and report.md are written into it.")
 @click.option("--bootstrap", "n_bootstrap", type=click.IntRange(min=0), default=DEFAULT_RESAMPLES, show_default=True,
               help="Bootstrap resamples for the 95% intervals (0: none).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
-@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None, show_default="none",
               help="With --mia: first write RESULT_DIR/mia_results/extra.csv (extra MIA attacks) from this model "
                    "(a folder, or a Hugging Face id owner/name[@revision] from the local cache).")
 @click.option("--download", is_flag=True, help="--checkpoint only. " + DOWNLOAD_HELP)
-@click.option("--mia", type=click.Path(path_type=Path), default=None, help="Folder with member.jsonl, nonmember.jsonl.")
+@click.option("--mia", type=click.Path(path_type=Path), default=None, show_default="none",
+              help="Folder with member.jsonl, nonmember.jsonl.")
 @click.option("--dtype", type=click.Choice(DTYPES), default=DEFAULT_DTYPE, show_default=True,
-              help="--checkpoint only.")
+              help="Dtype the checkpoint is loaded in (--checkpoint only).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True, help="--checkpoint only.")
-@click.option("--trust-remote-code", is_flag=True, help="--checkpoint only.")
+@click.option("--trust-remote-code", is_flag=True, help="Let the checkpoint run its own code (--checkpoint only).")
 def report(result_dir, baseline, out, n_bootstrap, seed, checkpoint, download, mia, dtype, batch_size,
            trust_remote_code):
     """Write an HTML report (self-contained) and its Markdown twin for an evaluation folder."""
@@ -55,10 +57,11 @@ def report(result_dir, baseline, out, n_bootstrap, seed, checkpoint, download, m
 @click.command()
 @click.argument("a_dir", type=click.Path(path_type=Path))
 @click.argument("b_dir", type=click.Path(path_type=Path))
-@click.option("--bootstrap", "n_bootstrap", type=click.IntRange(min=1), default=DEFAULT_RESAMPLES, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--bootstrap", "n_bootstrap", type=click.IntRange(min=1), default=DEFAULT_RESAMPLES, show_default=True,
+              help="Bootstrap resamples for the 95% intervals.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
 @click.option("--all", "show_all", is_flag=True, help="Also per-task metrics and the 12 terms.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison JSON only.")
 def compare(a_dir, b_dir, n_bootstrap, seed, show_all, as_json):
     """B - A for every metric of two evaluation folders, with bootstrap intervals (paired where the rows are
     the same) and a verdict whether B is better beyond noise."""

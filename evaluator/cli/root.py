@@ -55,7 +55,9 @@ class Group(click.Group):
 
 
 
-@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+# show_default: every command shows its options' defaults (the subcommands' contexts inherit it); an option
+# whose default is "not given" says what that means (show_default="no MIA score": [default: (no MIA score)]).
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(package_name="lume-unlearning", prog_name="unlearn-eval")
 def main():
     """Evaluate SemEval-2025 Task 4 (LUME) unlearning checkpoints exactly as the organizers scored them."""

@@ -339,7 +339,9 @@ def _defines(module: ModuleSource, name: str) -> bool:
 
 
 DEFAULT_PACKAGE = "submission"
-DEFAULT_OUT = Path("unlearn_submission.py")  # the single file to hand in
+PACKED_FILE = "unlearn_submission.py"  # the single file to hand in
+# ``pack()`` takes the file's path; ``unlearn-eval pack --out DIR`` (a folder, as every --out) writes DIR/PACKED_FILE.
+DEFAULT_OUT = Path(PACKED_FILE)
 
 
 def pack(package: str = DEFAULT_PACKAGE, out: str | Path = DEFAULT_OUT,
