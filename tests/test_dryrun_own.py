@@ -180,4 +180,5 @@ def test_bad_python_and_bad_model(own, tmp_path):
     line = one_error("--python", sys.executable, "--submission", "no_such_submission_module")
     assert "cannot import the submission no_such_submission_module" in line
     assert "No module named 'no_such_submission_module'" in line
-    assert "no such model folder" in one_error(model=tmp_path / "no-such-model")
+    no_model = tmp_path / "no-such-model"
+    assert one_error(model=no_model).startswith(f"error: {no_model}: ")  # a folder that is not there, named
