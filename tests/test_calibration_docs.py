@@ -96,7 +96,7 @@ def test_a_run_with_calibration_docs_logs_its_level_as_measured_on_them(tmp_path
 def test_pack_bakes_the_documents_and_the_packed_submission_reads_them(tmp_path):
     docs = write_docs(tmp_path / "cal")
     out = tmp_path / "unlearn_submission.py"
-    result = CliRunner().invoke(main, ["pack", "--out", str(out), "--calibration-docs", str(docs)])
+    result = CliRunner().invoke(main, ["pack", "--out", str(tmp_path), "--calibration-docs", str(docs)])
     assert result.exit_code == 0, result.output
     assert "calibration documents" in result.output
     text = out.read_text(encoding="utf-8")
@@ -116,7 +116,7 @@ def test_pack_refuses_bad_calibration_docs_and_writes_nothing(tmp_path):
     folder.mkdir()
     (folder / "nonmember.jsonl").write_text("{not json\n", encoding="utf-8")
     out = tmp_path / "unlearn_submission.py"
-    result = CliRunner().invoke(main, ["pack", "--out", str(out), "--calibration-docs", str(folder)])
+    result = CliRunner().invoke(main, ["pack", "--out", str(tmp_path), "--calibration-docs", str(folder)])
     assert result.exit_code == 2
     assert "nonmember.jsonl: line 1: malformed JSON" in result.output
     assert not out.exists()
