@@ -159,6 +159,14 @@ def _metrics(tmp: Path, text: str) -> Path:
     return path
 
 
+def hub_id_not_cached(tmp: Path):
+    """``--checkpoint owner/absent``: reads as a Hugging Face id, is no folder and is not in the local cache
+    (looked up with ``local_files_only``: no network, whatever the environment)."""
+    argv, paths = simple()(tmp)
+    argv[argv.index("--checkpoint") + 1] = "owner/absent"
+    return argv, paths
+
+
 def out_is_a_file(tmp: Path):
     argv, paths = simple()(tmp)
     out = tmp / "results.txt"
@@ -202,6 +210,12 @@ def dry_run_setup(kind: str) -> Setup:
             argv[4] = str(paths["data"])
         elif kind == "time-limit-zero":
             argv += ["--time-limit", "0"]
+        elif kind == "python-missing":
+            argv += ["--python", str(tmp / "venv" / "bin" / "python")]
+        elif kind == "model-missing":
+            paths["data"] = data_dir(tmp)
+            argv[4] = str(paths["data"])
+            argv += ["--model", str(tmp / "missing-folder")]
         else:
             raise ValueError(kind)
         return argv, paths
@@ -245,6 +259,26 @@ def check_evaluation_not_finished(tmp: Path):
 
 def pack_out_is_a_file(tmp: Path):
     return ["pack", "--out", str(tmp / "submission.py")], {"tmp": tmp}
+
+
+def pack_calibration_docs_without_documents(tmp: Path):
+    """``pack --calibration-docs`` on a folder holding no .jsonl or .txt file (here a CSV)."""
+    calibration, out = tmp / "calibration", tmp / "dist"
+    calibration.mkdir()
+    (calibration / "documents.csv").write_text("document\nsome text\n")
+    return (["pack", "--calibration-docs", str(calibration), "--out", str(out)],
+            {"tmp": tmp, "calibration": calibration, "out": out})
+
+
+def submission_calibration_malformed(tmp: Path):
+    """``unlearn ... --calibration-docs DIR`` whose .jsonl has a broken second line: refused while the options
+    are read, before the model or the data are looked at (so no real model is needed)."""
+    calibration, out = tmp / "calibration", tmp / "out"
+    calibration.mkdir()
+    (calibration / "nonmember.jsonl").write_text('{"document": "a text the model never saw"}\n{"document": \n')
+    data = data_dir(tmp)
+    argv = [str(fake_checkpoint(tmp)), str(out), str(data), str(data), "--calibration-docs", str(calibration)]
+    return argv, {"tmp": tmp, "calibration": calibration, "out": out}
 
 
 # --- the submission's command line (unlearn MODEL OUT FORGET RETAIN) ------------------------------------
@@ -358,6 +392,13 @@ CASES: list[FaultCase] = [
               "error: <tmp>/nowhere: checkpoint folder not found", BAD_INPUT,
               lambda tmp: (lambda argv, paths: (argv[:2] + [str(tmp / "nowhere")] + argv[3:], paths))(
                   *simple()(tmp))),
+    FaultCase("checkpoint-hub-id-not-cached", "--checkpoint is a Hugging Face id (owner/name) that is not in the "
+              "local Hugging Face cache", "unlearn-eval", 2,
+              "error: owner/absent: not a folder, and not in the Hugging Face cache …; fetch it with "
+              "`hf download owner/absent` (`huggingface-cli download owner/absent` before huggingface_hub 1.0; a gated "
+              "repo needs an access request on https://huggingface.co/owner/absent first), or pass --download",
+              "nothing written; fetch it (`hf download`, or add --download where HF_HUB_OFFLINE is unset) and run "
+              "again", hub_id_not_cached),
     FaultCase("checkpoint-no-config", "the checkpoint has no config.json", "unlearn-eval", 2,
               "error: <ckpt>: no config.json, not a Hugging Face model folder", BAD_INPUT,
               simple(ckpt_kw={"config": False})),
@@ -438,6 +479,12 @@ CASES: list[FaultCase] = [
     FaultCase("dry-run-time-limit-zero", "dry-run: --time-limit is not positive", "unlearn-eval", 2,
               "error: --time-limit must be positive, not 0.0", BAD_INPUT, dry_run_setup("time-limit-zero"),
               subcommand="dry-run"),
+    FaultCase("dry-run-python-missing", "dry-run: --python names no executable file", "unlearn-eval", 2,
+              "error: <tmp>/venv/bin/python: --python is not an executable file", BAD_INPUT,
+              dry_run_setup("python-missing"), subcommand="dry-run"),
+    FaultCase("dry-run-model-missing", "dry-run: --model names a folder that does not exist (and is no cached "
+              "Hugging Face id)", "unlearn-eval", 2, "error: <tmp>/missing-folder: checkpoint folder not found",
+              BAD_INPUT, dry_run_setup("model-missing"), subcommand="dry-run"),
     # --- unlearn-eval dry-run: what the submission did (the verdict; summary.json and the table say it) --
     FaultCase("dry-run-raised", "dry-run: the submission raises", "unlearn-eval", 3,
               "raised: the submission exited with status 1 after … s; last log line: …",
@@ -494,6 +541,9 @@ CASES: list[FaultCase] = [
     FaultCase("pack-out-is-a-file", "pack --out names a .py file (--out is the folder the file goes into)",
               "unlearn-eval", 2, "error: <tmp>/submission.py: --out is the folder to write unlearn_submission.py "
               "into, not the file (give --out <tmp>)", BAD_INPUT, pack_out_is_a_file, subcommand="pack"),
+    FaultCase("pack-calibration-docs-no-documents", "pack --calibration-docs names a folder with no .jsonl or .txt "
+              "file", "unlearn-eval", 2, "error: <calibration>: no .jsonl or .txt calibration file", BAD_INPUT,
+              pack_calibration_docs_without_documents, subcommand="pack"),
     # --- the submission: unlearn MODEL OUT FORGET RETAIN ----------------------------------------------
     FaultCase("submission-missing-forget", "the forget folder holds no forget file", "unlearn", 2,
               "error: <forget>: no forget.parquet or forget.jsonl in this folder", BAD_INPUT, submission_setup("missing-forget"),
@@ -512,6 +562,9 @@ CASES: list[FaultCase] = [
     FaultCase("submission-out-holds-files", "the output folder holds other files", "unlearn", 2,
               "error: <out>: the output folder holds files and no checkpoint; refusing to replace them", "the folder and its files are left as they were",
               submission_setup("out-holds-files"), needs_shared=True),
+    FaultCase("submission-calibration-malformed", "a --calibration-docs .jsonl line is not valid JSON", "unlearn", 2,
+              "error: <calibration>/nonmember.jsonl: line 2: malformed JSON (…)", BAD_INPUT,
+              submission_calibration_malformed),
 ]
 
 CASES_BY_NAME = {case.name: case for case in CASES}
