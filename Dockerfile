@@ -2,10 +2,11 @@
 # (constraints file pinning torch 2.13.0) and runs the dry-run. PyPI's Linux torch wheel is the CUDA build
 # (several GB); on a small or GPU-less machine build with the CPU wheel instead:
 #   docker build --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu -t lume-harness .
-# Check a packed submission with two mounts, the file and a results folder (README.md, "Docker"):
-#   docker run --rm -v "$PWD/unlearn_submission.py:/submission/unlearn_submission.py:ro" \
-#     -v "$PWD/results:/results" lume-harness \
-#     unlearn-eval dry-run --submission /submission/unlearn_submission.py --out /results/dry-run
+# Check a packed submission with two mounts, the file and a results folder (README.md, Journey B, "Docker");
+# --user and HOME=/tmp leave the results owned by you:
+#   mkdir -p results && docker run --rm --user "$(id -u):$(id -g)" -e HOME=/tmp \
+#     -v "$PWD/unlearn_submission.py:/submission/unlearn_submission.py:ro" -v "$PWD/results:/results" \
+#     lume-harness unlearn-eval dry-run --submission /submission/unlearn_submission.py --out /results/dry-run
 FROM python:3.12.8-slim
 
 ENV HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false \

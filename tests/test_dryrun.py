@@ -45,8 +45,8 @@ def run(tmp_path: Path, submission: Path | str, time_limit: float | None = 30, *
 
 
 def assert_case(name: str, exit_code: int, summary: dict, table: str, paths: dict | None = None) -> None:
-    """The verdict's exit code and first problem are those of README's 'What happens when...' table
-    (tests/fault_cases.py), and the table printed by the dry-run shows that problem."""
+    """The verdict's exit code and first problem are those of the 'What happens when...' table in
+    docs/faults.md (tests/fault_cases.py), and the table printed by the dry-run shows that problem."""
     case = CASES_BY_NAME[name]
     assert exit_code == case.exit_code == EXIT_CODES[summary["verdict"]], summary["problems"]
     first = summary["problems"][0]
