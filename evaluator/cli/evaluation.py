@@ -199,7 +199,8 @@ def evaluate(checkpoint, download, data, out, split, mia, mmlu_metrics, mode, dt
 @progress_option(True, "Progress bars (--quiet: none).")
 def mmlu_command(checkpoint, download, data, out, ntrain, subjects, batch_size, dtype, gate, reference_mmlu,
                  trust_remote_code, progress):
-    """MMLU as open-instruct scored it (SPEC 3): metrics.json and one CSV per subject in --out."""
+    """MMLU as open-instruct's run_eval.py scored it for the organizers: metrics.json and one CSV per subject in
+    --out."""
     from evaluator.model import mmlu  # lazy: torch and transformers load only when a checkpoint does
 
     out = check_output_dir(out)

@@ -71,6 +71,7 @@ from evaluator.core.numbers import format_number
 from evaluator.core.results import RESULTS_FILE, EvaluationResult
 from evaluator.harness.cache import changed_files, default_cache_dir, hash_data_files, store, tree_hashes
 from evaluator.harness.check import SUMMARY_FILE
+from evaluator.harness.corpora import model_files_only
 from evaluator.harness.pack import locate
 from evaluator.harness.settings import KILL_GRACE_S, DryRunSettings
 from evaluator.harness.stub import MIA_FOLDERS, mia_folder
@@ -608,7 +609,9 @@ def dry_run(settings: DryRunSettings, log: Callable[[str], None] = print) -> Dry
             source = given.model
             model_summary = {"path": str(given.model), "given": settings.model, "stub": False, "reused": None}
         model_in = out / "model_in"
-        shutil.copytree(source, model_in)  # symlinks followed: a Hugging Face cache snapshot is links to blobs
+        # Symlinks followed: a Hugging Face cache snapshot is links to blobs. A target's mia/, calibration/ and
+        # data/ stay behind: the organizers handed over the model alone.
+        shutil.copytree(source, model_in, ignore=model_files_only)
         seconds["target"] = round(time.monotonic() - began, 1)
 
         inputs = lay_out_inputs(data, settings.split, out / "inputs")
@@ -719,7 +722,8 @@ def _checked_inputs(settings: DryRunSettings) -> DryRunInputs:
     if settings.mia is not None:
         load_mia(mia)
     if mmlu is not None and not mmlu.is_dir():
-        raise InputError(f"{mmlu}: --mmlu-data is not a folder (expected MMLU's dev/ and test/ CSV folders)")
+        raise InputError(f"{mmlu}: --mmlu-data is not a folder (expected MMLU's dev/ and test/ CSV folders, or the "
+                         f"cais/mmlu parquet layout)")
     if settings.python is None:
         interpreter = this_interpreter()
     else:
