@@ -17,7 +17,7 @@ from evaluator.cli.params import out_folder, progress_option
 from evaluator.core.errors import InputError
 from evaluator.core.gate import GATES, MMLU_GATE_7B, RELATIVE_GATE_FRACTION
 from evaluator.core.modes import MODES
-from evaluator.harness import stub
+from evaluator.harness import corpora, stub
 from evaluator.harness.check import (
     EXIT_NOT_FINISHED,
     SUMMARY_FILE,
@@ -47,17 +47,29 @@ def make_stub(out):
 
 @click.command("make-target")
 @click.option("--data", type=click.Path(path_type=Path), default=stub.DEFAULT_OUT, show_default=True,
-              help="Stub data folder (as make-stub writes it).")
+              help="Stub data folder (as make-stub writes it); with --variant lume, the public release's folder "
+                   "(data/, mia_data/).")
+@click.option("--variant", type=click.Choice(corpora.VARIANTS), default=corpora.DEFAULT_VARIANT, show_default=True,
+              help="stub: memorizes the stub; pretrained: first learns a corpus of other documents of the stub's "
+                   "kinds, so unseen ones cost 1.5-3 nats/token; foreign-nonmembers: the stub target with MIA "
+                   "nonmembers of a kind it never learned (recipes); lume: memorizes a subset of the release's rows.")
+@click.option("--size", type=click.Choice(list(corpora.SIZES)), default=corpora.DEFAULT_SIZE, show_default=True,
+              help="Model size: " + "; ".join(f"{name} {d['num_layers']} layers, hidden {d['hidden_size']}"
+                                               for name, d in corpora.SIZES.items()) + ".")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
-              show_default="$LUME_HARNESS_CACHE (or ~/.cache/lume-harness)/target-<data hash>",
+              show_default="$LUME_HARNESS_CACHE (or ~/.cache/lume-harness)/target-<hash>; other variants and sizes: "
+                           "target-<variant>-<size>-<hash>",
               help="Model folder.")
 @progress_option(True, "Progress bar while training (--quiet: none).")
-def make_target(data, out, progress):
-    """Train (or reuse from the cache) the tiny OLMo target that memorizes the stub; prints its folder last."""
-    from evaluator.harness.target import TargetCheckFailed, build_target  # lazy: torch, transformers
+def make_target(data, variant, size, out, progress):
+    """Train (or reuse from the cache) the tiny OLMo target that memorizes the stub; prints its folder last.
+    The folder also holds the target's MIA documents (mia/member.jsonl, mia/nonmember.jsonl, mia/validation/),
+    never-seen documents of the members' kind (calibration/nonmember.jsonl) and, for lume, its data (data/)."""
+    from evaluator.harness.target import TargetCheckFailed, TargetSettings, build_target  # lazy: torch
 
     try:
-        build = build_target(data, out, progress=progress, log=lambda line: click.echo(line, err=True))
+        settings = TargetSettings.for_variant(variant, size)
+        build = build_target(data, out, settings, progress=progress, log=lambda line: click.echo(line, err=True))
     except TargetCheckFailed as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)

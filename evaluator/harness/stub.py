@@ -417,15 +417,24 @@ def mia_folder(data: str | Path, split: str) -> Path:
     return folder if (folder / "member.jsonl").is_file() else Path(data) / MIA_FOLDERS["train"]
 
 
-def generate_stub(out: str | Path = DEFAULT_OUT, seed: int = SEED) -> list[Path]:
-    """Write the stub under ``out``; returns the files written (relative to ``out``), sorted."""
-    out = Path(out)
+def invent_documents(seed: int = SEED) -> tuple[dict[tuple[str, str], list[Document]], dict[str, list[Document]],
+                                                 Inventor]:
+    """The documents of the stub made with ``seed``: the forget/retain sets by (name, split), the MIA nonmembers
+    by split, and the inventor (its generator goes on to draw the mini-MMLU). Other seeds give other documents
+    of the same kinds (the target variants' corpora, ``evaluator.harness.corpora``)."""
     inventor = Inventor(seed)
     sets: dict[tuple[str, str], list[Document]] = {}
     for key in (("forget", "train"), ("retain", "train"), ("forget", "validation"), ("retain", "validation")):
         sets[key] = [inventor.document(task) for task in TASKS for _ in range(DOCS_PER_TASK[key])]
     nonmembers = {split: [inventor.document(task) for task in TASKS for _ in range(DOCS_PER_TASK[("forget", split)])]
                   for split in ("train", "validation")}
+    return sets, nonmembers, inventor
+
+
+def generate_stub(out: str | Path = DEFAULT_OUT, seed: int = SEED) -> list[Path]:
+    """Write the stub under ``out``; returns the files written (relative to ``out``), sorted."""
+    out = Path(out)
+    sets, nonmembers, inventor = invent_documents(seed)
     mmlu = mmlu_questions(inventor.rng)
 
     written: list[Path] = []

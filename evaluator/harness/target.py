@@ -14,10 +14,21 @@ The MIA nonmember documents are never seen, not even by the tokenizer. Before an
 checks itself with the evaluator (fast mode, float32) and a mini-MMLU run; a model that has not memorized
 the stub raises :class:`TargetCheckFailed` and leaves no folder behind.
 
+Variants (``TargetSettings.variant``, ``make-target --variant``; what each reads and writes is
+``evaluator.harness.corpora``): ``pretrained`` first learns a corpus of other documents of the stub's kinds
+(``pretrain``) and keeps seeing a few of them while it memorizes (``replay_documents``), so never-seen documents
+of the members' kind cost 1.5-3 nats/token instead of ~4.8; ``foreign-nonmembers`` is the stub target scored
+against nonmembers of a kind it never learned (recipes, 8+ nats/token); ``lume`` memorizes a subset of the
+public release's rows. Sizes (``--size``) set the model's dimensions (``corpora.SIZES``). Every folder holds,
+beside the model, its MIA documents (``mia/``, ``mia/validation/``) and ``calibration/nonmember.jsonl``, and
+``target-build.json`` records the mean loss of members, nonmembers and calibration documents
+(``loss_levels``), which the variant's bars check (``min_nonmember_loss``, ``max_nonmember_loss``).
+
 Builds are cached by a hash of the data files and the training settings: the default folder is
-``$LUME_HARNESS_CACHE/target-<hash>`` (``~/.cache/lume-harness`` unless set), and a folder whose
-``target-build.json`` records the same hash is reused as it is. The folder is written under a temporary
-name and renamed into place, so an interrupted build never leaves a half entry.
+``$LUME_HARNESS_CACHE/target-<hash>`` (``~/.cache/lume-harness`` unless set; other variants and sizes:
+``target-<variant>-<size>-<hash>``), and a folder whose ``target-build.json`` records the same hash is reused
+as it is (given its ``mia/`` and ``calibration/`` when it was built before they existed). The folder is
+written under a temporary name and renamed into place, so an interrupted build never leaves a half entry.
 """
 
 from __future__ import annotations
@@ -30,7 +41,7 @@ import random
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from importlib.metadata import version
 from pathlib import Path
 
@@ -43,14 +54,16 @@ from transformers import OlmoConfig, OlmoForCausalLM, PreTrainedTokenizerFast
 from evaluator.core.data import load_mia, load_split
 from evaluator.core.errors import InputError
 from evaluator.core.modes import DEFAULT_MAX_NEW_TOKENS, FAST
+from evaluator.harness import corpora
 from evaluator.harness.cache import default_cache_dir, hash_data_files
-from evaluator.harness.stub import MIA_FOLDERS, STUB_SPLITS, mia_folder
+from evaluator.harness.corpora import BUILD_RECORD, SIZES, TARGET_MIA, VARIANTS, Seen, TargetDocuments
+from evaluator.harness.stub import MIA_FOLDERS, STUB_SPLITS
+from evaluator.model.engine import fast_document_loss, load_model
 from evaluator.model.evaluate import EvaluationSettings, evaluate
 from evaluator.model.mmlu import HEADER_TEMPLATE, InlineMMLU, format_question, list_subjects, subject_words
 
 EOS = "<|endoftext|>"
 PAD = "<|padding|>"
-BUILD_RECORD = "target-build.json"
 # Bump when the recipe changes in a way the settings below do not capture: old cache entries then miss.
 RECIPE_VERSION = 1
 LETTERS = ("A", "B", "C", "D")
@@ -82,6 +95,48 @@ class TargetSettings:
     min_knowledge: float = 0.9
     min_mia_auc: float = 0.95
     min_mmlu: float = 0.95  # the mini-MMLU is 200 questions: the target must know them
+    # The variants (evaluator.harness.corpora); their tuned values are VARIANT_SETTINGS, applied by
+    # for_variant(). Each default here is the value that leaves the stub target as it was: a field at its
+    # default stays out of the cache hash (build_hash), so the stub target's hash did not change with them.
+    variant: str = "stub"
+    corpus_seeds: int = 0  # pretrained: the corpus is the documents of stub seeds SEED+1 ... SEED+corpus_seeds
+    pretrain_epochs: int = 0  # pretrained: epochs over the corpus before the memorization
+    replay_documents: int = 0  # pretrained: corpus documents mixed into each memorization epoch
+    lume_documents: int = 0  # lume: documents per task in each train set (corpora.lume_subset)
+    # Self-check bars on the mean loss of the MIA nonmembers (nats/token), per split; None: no bar.
+    min_nonmember_loss: float | None = None
+    max_nonmember_loss: float | None = None
+
+    def __post_init__(self):
+        if self.variant not in VARIANTS:
+            raise InputError(f"target variant {self.variant!r}: expected one of {', '.join(VARIANTS)}")
+
+    @classmethod
+    def for_variant(cls, variant: str = "stub", size: str = "small", **overrides) -> TargetSettings:
+        """The settings of a variant and size (``make-target --variant --size``), then ``overrides``."""
+        if size not in SIZES:
+            raise InputError(f"target size {size!r}: expected one of {', '.join(SIZES)}")
+        return cls(**{**VARIANT_SETTINGS.get(variant, {}), **SIZES[size], "variant": variant, **overrides})
+
+    @property
+    def size(self) -> str:
+        dims = {name: getattr(self, name) for name in SIZES["small"]}
+        return next((name for name, preset in SIZES.items() if preset == dims), "custom")
+
+
+# The fields TargetSettings had before the variants: always hashed. The later ones only away from their defaults.
+FIRST_FIELDS = ("vocab_size", "hidden_size", "intermediate_size", "num_layers", "num_heads", "max_positions",
+                "epochs", "batch_tokens", "learning_rate", "warmup_steps", "mmlu_group", "seed", "threads",
+                "min_regurgitation", "min_knowledge", "min_mia_auc", "min_mmlu")
+
+# What each variant changes (its tuned values; see each comment for what was measured).
+VARIANT_SETTINGS: dict[str, dict] = {
+    "stub": {},
+    "pretrained": {"corpus_seeds": 20, "pretrain_epochs": 10, "replay_documents": 64,
+                   "min_nonmember_loss": 1.5, "max_nonmember_loss": 3.0},
+    "foreign-nonmembers": {"min_nonmember_loss": 8.0},
+    "lume": {"lume_documents": 4},
+}
 
 
 class TargetCheckFailed(RuntimeError):
@@ -129,6 +184,49 @@ def read_stub(data: str | Path) -> StubContent:
     if not members:
         raise InputError(f"{data}: no {MIA_FOLDERS['train']}/member.jsonl")
     return StubContent(pd.concat(frames, ignore_index=True), members, nonmembers, read_mmlu(data / "mmlu"))
+
+
+@dataclass
+class TargetPlan:
+    """Everything a variant's build learns from and writes beside its model, read and checked before training."""
+
+    content: StubContent  # what is memorized (and the MIA pairs the self-check's scores need)
+    documents: TargetDocuments  # mia/ and calibration/ beside the model
+    corpus: list[str]  # the pretrained variant's corpus (empty otherwise)
+    subset: corpora.LumeSubset | None  # the lume variant's rows, written as data/ beside the model
+
+    def check_folder(self, data: Path, out: Path) -> Path:
+        """The data folder the self-check scores: the stub, or the lume subset written beside the model."""
+        return out / corpora.DATA_FOLDER if self.subset is not None else data
+
+
+def plan_target(data: str | Path, settings: TargetSettings) -> TargetPlan:
+    """Read the data of ``settings.variant`` and make its documents; InputError when the data is not there."""
+    data = Path(data)
+    subset = corpora.lume_subset(data, settings.lume_documents) if settings.variant == "lume" else None
+    if subset is not None:
+        with tempfile.TemporaryDirectory(prefix="lume-subset-") as scratch:
+            subset.write_data(Path(scratch))
+            content, mia = read_stub(scratch), subset.mia
+    else:
+        content, mia = read_stub(data), corpora.stub_mia(data)
+    seen = Seen.of(content.rows, [r for pair in mia.values() for r in pair[0] + pair[1]])
+    corpus = corpora.pretraining_corpus(settings.corpus_seeds, seen) if settings.variant == "pretrained" else []
+    if subset is not None:
+        documents = TargetDocuments(mia, subset.calibration)
+    elif settings.variant == "foreign-nonmembers":
+        mia = corpora.with_foreign_nonmembers(mia)
+        content = replace(content, nonmembers=[r["document"] for pair in mia.values() for r in pair[1]])
+        documents = TargetDocuments(mia, corpora.foreign_calibration(mia))
+    else:  # drawn after the corpus, so it avoids the corpus too
+        documents = TargetDocuments(mia, corpora.stub_calibration(seen))
+    # Nothing the model learns is a scored nonmember or a calibration document.
+    trained = set(fixed_texts(content)) | set(corpus)
+    unseen = {r["document"] for pair in documents.mia.values() for r in pair[1]} | {
+        r["document"] for r in documents.calibration}
+    if not trained.isdisjoint(unseen) or not set(corpus).isdisjoint(fixed_texts(content)):
+        raise InputError(f"{data}: a nonmember or calibration document is among the texts the target learns")
+    return TargetPlan(content, documents, corpus, subset)
 
 
 def fixed_texts(content: StubContent) -> list[str]:
@@ -202,17 +300,40 @@ def _batches(sequences: list[list[int]], batch_tokens: int, rng: random.Random) 
     return batches
 
 
-def train_model(model, tokenizer, content: StubContent, settings: TargetSettings, progress: bool = True) -> list[float]:
-    """Full-text causal LM training; returns each epoch's mean loss."""
-    rng = random.Random(settings.seed)
+def train_model(model, tokenizer, content: StubContent, settings: TargetSettings, progress: bool = True,
+                replay: list[str] = ()) -> list[float]:
+    """Full-text causal LM training; returns each epoch's mean loss. With ``replay`` (the pretrained
+    variant's corpus), ``settings.replay_documents`` of its texts, drawn anew, join every epoch."""
     eos = tokenizer.eos_token_id
     encode = lambda text: tokenizer(text).input_ids + [eos]  # noqa: E731
     fixed = [encode(t) for t in fixed_texts(content)]
-    # The MMLU prompts are reshuffled each epoch; count the batches of one epoch for the schedule.
-    steps_per_epoch = len(_batches(fixed + [encode(p) for p in mmlu_prompts(content, random.Random(0),
-                                                                              settings.mmlu_group)],
-                                   settings.batch_tokens, random.Random(0)))
-    total = steps_per_epoch * settings.epochs
+    replayed = [encode(t) for t in replay]
+    draw = random.Random(settings.seed + 1)
+    count = min(settings.replay_documents, len(replayed))
+
+    def epoch(rng: random.Random) -> list[list[int]]:
+        extra = draw.sample(replayed, count) if count else []
+        return fixed + [encode(p) for p in mmlu_prompts(content, rng, settings.mmlu_group)] + extra
+
+    return _train(model, tokenizer, epoch, settings.epochs, settings, "training target", progress)
+
+
+def pretrain(model, tokenizer, corpus: list[str], settings: TargetSettings, progress: bool = True) -> list[float]:
+    """The pretrained variant's first phase: ``settings.pretrain_epochs`` over the corpus."""
+    eos = tokenizer.eos_token_id
+    sequences = [tokenizer(text).input_ids + [eos] for text in corpus]
+    return _train(model, tokenizer, lambda rng: sequences, settings.pretrain_epochs, settings, "pretraining target",
+                  progress)
+
+
+def _train(model, tokenizer, epoch_sequences, epochs: int, settings: TargetSettings, desc: str,
+           progress: bool) -> list[float]:
+    """AdamW with linear warmup and cosine decay over ``epochs`` of ``epoch_sequences(rng)`` (called once per
+    epoch, in order, with one generator seeded by ``settings.seed``)."""
+    rng = random.Random(settings.seed)
+    # The sequences may change each epoch (reshuffled MMLU prompts): count the batches of one for the schedule.
+    steps_per_epoch = len(_batches(epoch_sequences(random.Random(0)), settings.batch_tokens, random.Random(0)))
+    total = steps_per_epoch * epochs
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, betas=(0.9, 0.98),
                                   weight_decay=0.0)
 
@@ -225,9 +346,9 @@ def train_model(model, tokenizer, content: StubContent, settings: TargetSettings
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
     model.train()
     step, epoch_losses = 0, []
-    bar = tqdm(range(settings.epochs), desc="training target", disable=not progress)
+    bar = tqdm(range(epochs), desc=desc, disable=not progress)
     for _ in bar:
-        sequences = fixed + [encode(p) for p in mmlu_prompts(content, rng, settings.mmlu_group)]
+        sequences = epoch_sequences(rng)
         losses = []
         for batch in _batches(sequences, settings.batch_tokens, rng):
             width = max(len(s) for s in batch)
@@ -288,9 +409,12 @@ class CheckFigures:
                 row("MIA AUC", self.mia_auc), row("mini-MMLU", self.mmlu)]
 
 
-def self_check(checkpoint: Path, data: Path, content: StubContent, tokenizer) -> CheckFigures:
+def self_check(checkpoint: Path, data: Path, content: StubContent, tokenizer,
+               mia: dict[str, Path] | None = None) -> CheckFigures:
     """Score the saved model with the evaluator (fast mode, float32) on both splits, with inline MMLU:
-    5-shot with the train split, 0-shot with the validation split."""
+    5-shot with the train split, 0-shot with the validation split. ``mia``: each split's MIA folder (default:
+    the stub's, ``data/mia_data`` and ``data/mia_data/validation``)."""
+    mia = mia or {split: data / MIA_FOLDERS[split] for split in STUB_SPLITS}
     # Longer than any expected output: a memorized row stops at eos well before; a model that does not stop
     # still shows it (an exact answer followed by more text is wrong), and a broken one fails fast.
     longest = max(len(tokenizer(o).input_ids) for o in content.rows["output"])
@@ -300,7 +424,7 @@ def self_check(checkpoint: Path, data: Path, content: StubContent, tokenizer) ->
     with tempfile.TemporaryDirectory(prefix="lume-target-check-") as scratch:
         for split, ntrain in (("train", 5), ("validation", 0)):
             mmlu = InlineMMLU(data / "mmlu", Path(scratch) / f"mmlu-{split}", ntrain=ntrain, show_progress=False)
-            result = evaluate(checkpoint, data, Path(scratch) / split, split=split, mia=mia_folder(data, split),
+            result = evaluate(checkpoint, data, Path(scratch) / split, split=split, mia=mia[split],
                               settings=settings, mmlu_runner=mmlu)
             figures.forget_regurgitation[split] = result.forget["overall-regurgitation-score"]
             figures.forget_knowledge[split] = result.forget["overall-knowledge-score"]
@@ -315,11 +439,50 @@ def self_check(checkpoint: Path, data: Path, content: StubContent, tokenizer) ->
 # The cached build
 
 
+def loss_levels(checkpoint: Path, documents: TargetDocuments) -> dict:
+    """Mean loss (nats/token, float32; each document's mean token loss, as the MIA attack takes it, averaged
+    over the documents) of the MIA members and nonmembers of each split and of the calibration documents."""
+    lm = load_model(checkpoint, "float32")
+    mean = lambda records: sum(fast_document_loss(lm, [r["document"] for r in records])) / len(records)  # noqa: E731
+    levels = {split: {"member": mean(members), "nonmember": mean(nonmembers)}
+              for split, (members, nonmembers) in documents.mia.items()}
+    levels["calibration"] = mean(documents.calibration)
+    return levels
+
+
+def level_failures(levels: dict, settings: TargetSettings) -> list[str]:
+    failures = []
+    for split in STUB_SPLITS:
+        value = levels[split]["nonmember"]
+        if settings.min_nonmember_loss is not None and not value >= settings.min_nonmember_loss:
+            failures.append(f"nonmember loss ({split}) {value:.3f} < {settings.min_nonmember_loss}")
+        if settings.max_nonmember_loss is not None and not value <= settings.max_nonmember_loss:
+            failures.append(f"nonmember loss ({split}) {value:.3f} > {settings.max_nonmember_loss}")
+    return failures
+
+
+def level_lines(levels: dict) -> list[str]:
+    return [f"  {'loss (nats/token)':22} " + "  ".join(
+        f"{split} member {levels[split]['member']:.3f} nonmember {levels[split]['nonmember']:.3f}"
+        for split in STUB_SPLITS) + f"  calibration {levels['calibration']:.3f}"]
+
+
+def hashed_settings(settings: TargetSettings) -> dict:
+    """The settings that go into the hash: every field TargetSettings first had, and a later one only when it
+    is not at its default (which leaves the stub target as it was): the stub target's hash stays the one of
+    the caches made before the variants."""
+    values = asdict(settings)
+    defaults = {f.name: f.default for f in fields(TargetSettings)}
+    return {k: v for k, v in values.items() if k in FIRST_FIELDS or v != defaults[k]}
+
+
 def build_hash(data: str | Path, settings: TargetSettings) -> str:
-    """sha256 of the recipe version, the settings and every data file (relative path and bytes)."""
+    """sha256 of the recipe version, the settings (``hashed_settings``) and every data file (relative path and
+    bytes)."""
     data = Path(data)
     digest = hashlib.sha256()
-    digest.update(json.dumps({"recipe": RECIPE_VERSION, "settings": asdict(settings)}, sort_keys=True).encode())
+    digest.update(json.dumps({"recipe": RECIPE_VERSION, "settings": hashed_settings(settings)},
+                             sort_keys=True).encode())
     hash_data_files(digest, data)
     return digest.hexdigest()
 
@@ -348,11 +511,14 @@ def build_target(data: str | Path = "data_stub", out: str | Path | None = None,
     """
     settings = settings or TargetSettings()
     data = Path(data)
-    content = read_stub(data)  # checks the data before anything else
+    plan = plan_target(data, settings)  # checks the data before anything else
+    content = plan.content
     key = build_hash(data, settings)
-    out = Path(out) if out is not None else default_cache_dir() / f"target-{key[:16]}"
+    out = Path(out) if out is not None else default_cache_dir() / default_name(settings, key)
     record = _read_record(out)
     if record is not None and record.get("hash") == key:
+        if not TargetDocuments.present(out):  # built before the variants: add its mia/ and calibration/
+            _add_documents(out, plan.documents)
         log(f"target: {out} already holds this build (hash {key[:16]}), reused")
         return TargetBuild(out, record, reused=True)
     if out.exists():
@@ -367,27 +533,45 @@ def build_target(data: str | Path = "data_stub", out: str | Path | None = None,
     try:
         torch.set_num_threads(settings.threads)
         torch.manual_seed(settings.seed)
+        plan.documents.write(work)
+        if plan.subset is not None:
+            plan.subset.write_data(work / corpora.DATA_FOLDER)
         tokenizer = train_tokenizer(fixed_texts(content) + mmlu_prompts(content, random.Random(settings.seed),
-                                                                       settings.mmlu_group),
+                                                                       settings.mmlu_group) + plan.corpus,
                                     settings.vocab_size)
         model = new_model(settings, tokenizer)
-        log(f"target: training a {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M-parameter OLMo on "
-            f"{data} ({settings.epochs} epochs, {settings.threads} thread(s))")
-        losses = train_model(model, tokenizer, content, settings, progress=progress)
+        log(f"target: training a {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M-parameter OLMo "
+            f"({settings.variant}, {settings.size}) on {data} ({settings.epochs} epochs, {settings.threads} thread(s))")
+        pretrain_losses = []
+        if plan.corpus:
+            log(f"target: first {settings.pretrain_epochs} epochs over a corpus of {len(plan.corpus)} documents")
+            pretrain_losses = pretrain(model, tokenizer, plan.corpus, settings, progress=progress)
+        losses = train_model(model, tokenizer, content, settings, progress=progress, replay=plan.corpus)
         trained = time.time()
         model.save_pretrained(work)
         tokenizer.save_pretrained(work)
-        figures = self_check(work, data, content, tokenizer)
+        figures = self_check(work, plan.check_folder(data, work), content, tokenizer,
+                             mia={split: work / TARGET_MIA[split] for split in STUB_SPLITS})
+        levels = loss_levels(work, plan.documents)
         checked = time.time()
         log(f"target: self-check (fast mode, float32), last training loss {losses[-1]:.4f}:")
-        for line in figures.lines():
+        for line in figures.lines() + level_lines(levels):
             log(line)
-        failures = figures.failures(settings)
-        if failures:
-            raise TargetCheckFailed("the trained model does not memorize the stub well enough: "
-                                    + "; ".join(failures) + " (nothing saved)")
+        memorized, levelled = figures.failures(settings), level_failures(levels, settings)
+        if memorized or levelled:
+            what = "the stub" if plan.subset is None else "its subset of the release"
+            raise TargetCheckFailed(
+                "the trained model " + " and ".join(
+                    ([f"does not memorize {what} well enough"] if memorized else [])
+                    + (["has its MIA nonmembers' loss out of range"] if levelled else []))
+                + ": " + "; ".join(memorized + levelled) + " (nothing saved)")
         record = {"hash": key, "data": str(data.resolve()), "settings": asdict(settings),
+                  "variant": settings.variant, "size": settings.size,
+                  "parameters": sum(p.numel() for p in model.parameters()),
                   "recipe": RECIPE_VERSION, "final_loss": losses[-1], "self_check": asdict(figures),
+                  "loss_levels": levels,
+                  "corpus": ({"documents": len(plan.corpus), "final_loss": pretrain_losses[-1]}
+                             if plan.corpus else None),
                   "seconds": {"train": round(trained - started, 1), "check": round(checked - trained, 1)},
                   "versions": {"torch": torch.__version__, "transformers": _version("transformers"),
                                "tokenizers": _version("tokenizers")},
@@ -406,6 +590,26 @@ def build_target(data: str | Path = "data_stub", out: str | Path | None = None,
         torch.set_num_threads(threads)
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)
+
+
+def default_name(settings: TargetSettings, key: str) -> str:
+    """The cache folder's name: ``target-<hash>`` for the stub target (as before the variants),
+    ``target-<variant>-<size>-<hash>`` for the others."""
+    if settings.variant == "stub" and settings.size == "small":
+        return f"target-{key[:16]}"
+    return f"target-{settings.variant}-{settings.size}-{key[:16]}"
+
+
+def _add_documents(out: Path, documents: TargetDocuments) -> None:
+    """Write ``documents`` into an existing target folder, each folder renamed into place whole."""
+    scratch = Path(tempfile.mkdtemp(prefix=".documents.partial-", dir=out))
+    try:
+        documents.write(scratch)
+        for name in (corpora.TARGET_MIA["train"], corpora.CALIBRATION_FOLDER):
+            if not (out / name).exists():
+                os.rename(scratch / name, out / name)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _version(package: str) -> str:
