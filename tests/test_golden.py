@@ -115,9 +115,10 @@ def test_score_reproduces_official_results_byte_for_byte(golden, folder, model):
 def test_score_command_on_official_folder(golden, tmp_path, folder):
     official = golden / folder / "unlearned"
     out = CliRunner().invoke(main, ["score", str(official), "--mmlu-metrics", str(golden / "mmlu_metrics.json"),
-                                    "--out", str(tmp_path / "r.jsonl")])
+                                    "--out", str(tmp_path / "r")])
     assert out.exit_code == 0, out.output
-    assert (tmp_path / "r.jsonl").read_text() == (official / "evaluation_results.jsonl").read_text()
+    assert (tmp_path / "r" / "evaluation_results.jsonl").read_text() == \
+        (official / "evaluation_results.jsonl").read_text()
     expected = EvaluationResult.read(official / "evaluation_results.jsonl").aggregate_score
     assert f"final score: {expected:.4f}" in out.output
     if folder == "official":
