@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 TUNED_ON = {"stub-small"}  # capped_gd's defaults were chosen here (issue 11); the rest is held out
 BARS = {"final": 0.80, "mia": 0.70, "task_aggregate": 0.80, "mmlu_ratio": 0.90}
 LEAD = 0.05
-DEFAULT_TARGETS = ("stub-small", "stub-medium", "pretrained-small", "foreign-small", "lume-small")
+DEFAULT_TARGETS = ("stub-small", "stub-medium", "pretrained-small", "foreign-nonmembers-small", "lume-small")
 CALIBRATED = "capped_gd+cal"
 
 
@@ -68,14 +68,15 @@ def build_named_target(name: str, args) -> Path:
 
 
 def target_inputs(folder: Path) -> dict:
-    """Where a target folder's data, MIA documents, calibration documents and MMLU are."""
+    """Where a target folder's data, MIA documents, calibration documents and MMLU are (make-target writes
+    mia/ and calibration/ beside every model, and data/ beside the lume variant's)."""
     record = json.loads((folder / "target-build.json").read_text(encoding="utf-8"))
-    data = Path(record.get("train_data") or record["data"])
+    data = folder / "data" if (folder / "data").is_dir() else Path(record["data"])
     mia = folder / "mia" if (folder / "mia" / "member.jsonl").is_file() else data / "mia_data"
-    mmlu = Path(record["mmlu"]) if record.get("mmlu") else data / "mmlu"
-    return {"record": record, "data": data, "split": None if record.get("train_data") else "train", "mia": mia,
+    return {"record": record, "data": data, "split": "train", "mia": mia,
             "calibration": folder / "calibration" if (folder / "calibration").is_dir() else None,
-            "mmlu": mmlu if mmlu.is_dir() else None, "variant": record.get("settings", {}).get("variant", "stub")}
+            "mmlu": data / "mmlu" if (data / "mmlu").is_dir() else None,
+            "variant": record.get("variant") or record.get("settings", {}).get("variant", "stub")}
 
 
 def materialize(inputs: dict, work: Path) -> Path:
