@@ -60,6 +60,18 @@ def _texts(data: Path) -> set[str]:
 # Settings and hashes
 
 
+def test_the_stub_is_trained_on_the_same_texts_as_before_the_variants():
+    """row_text puts back the space the release's sc rows lose at their cut; the stub's rows keep theirs."""
+    from evaluator.harness.target import row_text
+
+    content = plan_target(STUB, TargetSettings()).content
+    rows = content.rows
+    assert fixed_texts(content) == list(dict.fromkeys([i + o for i, o in zip(rows["input"], rows["output"])]
+                                                      + content.members))
+    assert row_text("12sc1", "rumored to have", "the power") == "rumored to have the power"
+    assert row_text("12qa0", "Who?", "Nobody.") == "Who?Nobody."
+
+
 def test_default_hash_is_the_one_before_the_variants():
     """The formula of the first recipe, restated: the stub target's cache entries still match."""
     legacy = {name: value for name, value in asdict(TargetSettings()).items() if name in FIRST_FIELDS}
@@ -218,7 +230,7 @@ def release() -> Path:
 
 
 def test_lume_subset_takes_whole_documents_and_their_members(release, tmp_path):
-    subset = corpora.lume_subset(release, 2)
+    subset = corpora.lume_subset(release, 2, 1500)
     for (name, split), rows in subset.rows.items():
         stems = rows["id"].map(corpora.stem)
         assert rows.groupby(stems)["id"].apply(lambda ids: any(i.endswith("sc1") for i in ids)

@@ -51,7 +51,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from tqdm.auto import tqdm
 from transformers import OlmoConfig, OlmoForCausalLM, PreTrainedTokenizerFast
 
-from evaluator.core.data import load_mia, load_split
+from evaluator.core.data import load_mia, load_split, row_kind
 from evaluator.core.errors import InputError
 from evaluator.core.modes import DEFAULT_MAX_NEW_TOKENS, FAST
 from evaluator.harness import corpora
@@ -102,7 +102,8 @@ class TargetSettings:
     corpus_seeds: int = 0  # pretrained: the corpus is the documents of stub seeds SEED+1 ... SEED+corpus_seeds
     pretrain_epochs: int = 0  # pretrained: epochs over the corpus before the memorization
     replay_documents: int = 0  # pretrained: corpus documents mixed into each memorization epoch
-    lume_documents: int = 0  # lume: documents per task in each train set (corpora.lume_subset)
+    lume_documents: int = 0  # lume: documents per task in each train set (corpora.lume_subset) ...
+    lume_max_chars: int = 0  # ... among those whose texts are at most this long
     # Self-check bars on the mean loss of the MIA nonmembers (nats/token), per split; None: no bar.
     min_nonmember_loss: float | None = None
     max_nonmember_loss: float | None = None
@@ -120,8 +121,9 @@ class TargetSettings:
 
     @property
     def size(self) -> str:
-        dims = {name: getattr(self, name) for name in SIZES["small"]}
-        return next((name for name, preset in SIZES.items() if preset == dims), "custom")
+        """The name of the preset whose dimensions these are (``corpora.SIZES``), else "custom"."""
+        return next((name for name, preset in SIZES.items()
+                     if all(getattr(self, d) == preset[d] for d in corpora.SIZE_DIMENSIONS)), "custom")
 
 
 # The fields TargetSettings had before the variants: always hashed. The later ones only away from their defaults.
@@ -132,10 +134,19 @@ FIRST_FIELDS = ("vocab_size", "hidden_size", "intermediate_size", "num_layers", 
 # What each variant changes (its tuned values; see each comment for what was measured).
 VARIANT_SETTINGS: dict[str, dict] = {
     "stub": {},
-    "pretrained": {"corpus_seeds": 20, "pretrain_epochs": 10, "replay_documents": 64,
+    # Nonmember loss (train/validation) after the build, small size: 20 seeds x 10 epochs with 64 replayed
+    # documents per epoch taught the kind too well (0.85/0.81: stub documents are templates plus random names
+    # and numbers); 3 seeds x 5 epochs gave 1.6-1.8 whatever the replay (4, 8, 16), and without replay the
+    # memorization undid the corpus (4.5/4.1, the stub target's 4.9/4.8); 1 seed: 2.77/2.45; 2 seeds (107
+    # documents) x 5 epochs, 8 replayed: 1.89/1.74, the middle of the 1.5-3 the variant is for.
+    "pretrained": {"corpus_seeds": 2, "pretrain_epochs": 5, "replay_documents": 8,
                    "min_nonmember_loss": 1.5, "max_nonmember_loss": 3.0},
-    "foreign-nonmembers": {"min_nonmember_loss": 8.0},
-    "lume": {"lume_documents": 4},
+    "foreign-nonmembers": {"min_nonmember_loss": 8.0},  # the recipes cost 11.2-11.6 nats/token (small)
+    # 3 documents per task in each train set (1 in each validation set) of at most 1,200 characters: 84 texts,
+    # 26k characters, every self-check figure 1.000 after 140 epochs (small: 266 s on a loaded 2-core machine).
+    # Before row_text put back the space the release's sc rows lose at their cut, regurgitation stayed at
+    # 0.64-0.85 (4 documents of up to 1,500 characters, 140 epochs) and 0.69-0.84 (these, 200 epochs).
+    "lume": {"lume_documents": 3, "lume_max_chars": 1200},
 }
 
 
@@ -203,7 +214,9 @@ class TargetPlan:
 def plan_target(data: str | Path, settings: TargetSettings) -> TargetPlan:
     """Read the data of ``settings.variant`` and make its documents; InputError when the data is not there."""
     data = Path(data)
-    subset = corpora.lume_subset(data, settings.lume_documents) if settings.variant == "lume" else None
+    subset = None
+    if settings.variant == "lume":
+        subset = corpora.lume_subset(data, settings.lume_documents, settings.lume_max_chars)
     if subset is not None:
         with tempfile.TemporaryDirectory(prefix="lume-subset-") as scratch:
             subset.write_data(Path(scratch))
@@ -229,9 +242,20 @@ def plan_target(data: str | Path, settings: TargetSettings) -> TargetPlan:
     return TargetPlan(content, documents, corpus, subset)
 
 
+def row_text(row_id: str, prompt: str, answer: str) -> str:
+    """The text a row is trained as. A sentence-completion row of the public release is its document cut at a
+    space that neither part keeps ("...rumored to have" | "the power to..."): the space goes back, so the model
+    learns the document (and the prompt tokenizes as the start of it). The stub's sc outputs begin with their
+    space and its questions end in "?": for them this is ``prompt + answer``, as it always was."""
+    if row_kind(row_id) == "sc" and prompt[-1:].strip() and answer[:1].strip():
+        return f"{prompt} {answer}"
+    return prompt + answer
+
+
 def fixed_texts(content: StubContent) -> list[str]:
     """The texts trained on every epoch (each gets eos appended), duplicates removed, in a stable order."""
-    texts = [i + o for i, o in zip(content.rows["input"], content.rows["output"])] + content.members
+    rows = content.rows
+    texts = [row_text(*row) for row in zip(rows["id"], rows["input"], rows["output"])] + content.members
     return list(dict.fromkeys(texts))
 
 
