@@ -28,6 +28,9 @@ class LossInputs:
     beta: float
     gamma: float
     forget_nll_ceiling: float | None
+    # The push fades over this share of the ceiling below it (0: full push up to the ceiling), so that rows
+    # approach the level instead of jumping past it in one step.
+    ascent_taper: float = 0.0
 
 
 @dataclass
@@ -47,14 +50,20 @@ def token_losses(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> Toke
     return TokenLosses(mean=total / mask.sum(dim=1).clamp(min=1), total=total, logits=logits, mask=mask)
 
 
-def ascent_term(losses: TokenLosses, ceiling: float | None) -> torch.Tensor:
+def ascent_term(losses: TokenLosses, ceiling: float | None, taper: float = 0.0) -> torch.Tensor:
     """Mean forget NLL to be pushed up. Rows already above ``ceiling`` stop contributing: once a row is
     forgotten, ascending further only damages the rest of the model (and pushes its loss far past that of
-    text never seen, which a membership attack notices as easily as a low loss)."""
+    text never seen, which a membership attack notices as easily as a low loss). With ``taper`` > 0 the push
+    on a row fades linearly over the last ``taper * ceiling`` nats below the ceiling."""
     if ceiling is None:
         return losses.mean.mean()
-    active = (losses.mean.detach() < ceiling).to(losses.mean.dtype)
-    return (losses.mean * active).sum() / losses.mean.numel()
+    gap = ceiling - losses.mean.detach()
+    weight = (gap / (taper * ceiling)).clamp(0, 1) if taper > 0 else (gap > 0).to(losses.mean.dtype)
+    return (losses.mean * weight).sum() / losses.mean.numel()
+
+
+def forget_ascent(forget: TokenLosses, inputs: LossInputs) -> torch.Tensor:
+    return ascent_term(forget, inputs.forget_nll_ceiling, inputs.ascent_taper)
 
 
 def retain_nll(inputs: LossInputs) -> torch.Tensor:
@@ -63,14 +72,14 @@ def retain_nll(inputs: LossInputs) -> torch.Tensor:
 
 def gradient_ascent(inputs: LossInputs) -> tuple[torch.Tensor, dict[str, float]]:
     forget = token_losses(inputs.model, inputs.forget)
-    loss = -inputs.forget_weight * ascent_term(forget, inputs.forget_nll_ceiling)
+    loss = -inputs.forget_weight * forget_ascent(forget, inputs)
     return loss, {"forget_nll": forget.mean.mean().item()}
 
 
 def gradient_difference(inputs: LossInputs) -> tuple[torch.Tensor, dict[str, float]]:
     forget = token_losses(inputs.model, inputs.forget)
     retain = retain_nll(inputs)
-    loss = -inputs.forget_weight * ascent_term(forget, inputs.forget_nll_ceiling) + inputs.retain_weight * retain
+    loss = -inputs.forget_weight * forget_ascent(forget, inputs) + inputs.retain_weight * retain
     return loss, {"forget_nll": forget.mean.mean().item(), "retain_nll": retain.item()}
 
 
@@ -83,7 +92,7 @@ def kl_retain(inputs: LossInputs) -> tuple[torch.Tensor, dict[str, float]]:
     reference_logp = F.log_softmax(reference_logits, dim=-1)
     per_token = (reference_logp.exp() * (reference_logp - current_logp)).sum(-1) * retain.mask
     kl = per_token.sum() / retain.mask.sum().clamp(min=1)
-    loss = -inputs.forget_weight * ascent_term(forget, inputs.forget_nll_ceiling) + inputs.retain_weight * kl
+    loss = -inputs.forget_weight * forget_ascent(forget, inputs) + inputs.retain_weight * kl
     return loss, {"forget_nll": forget.mean.mean().item(), "retain_kl": kl.item()}
 
 

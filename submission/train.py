@@ -61,6 +61,7 @@ class UnlearnSettings:
     # level and the selection's membership score are measured on them instead of on swapped documents. None:
     # those baked into the packed file by `unlearn-eval pack --calibration-docs`, if any.
     calibration_docs: str | None = None
+    ascent_taper: float = 0.0  # the ascent's push fades over this share of the ceiling below it (methods.ascent_term)
     sc_loss_on_prompt: bool = True  # sentence-completion rows: loss on the whole passage, not just the continuation
     lora_rank: int | None = None  # 0: full-parameter; >0: LoRA of that rank, merged before saving; None: see _auto_lora
     lora_alpha: float | None = None  # default 2 * rank
@@ -368,7 +369,7 @@ def _optimizer_step(method, model, optimizer, accelerator, batches: dict, refere
     loss, logs = method.loss(LossInputs(model=model, forget=batches["forget"], retain=batches["retain"],
                                         reference=reference, forget_weight=options.forget_weight,
                                         retain_weight=options.retain_weight, beta=options.beta, gamma=options.gamma,
-                                        forget_nll_ceiling=ceiling))
+                                        forget_nll_ceiling=ceiling, ascent_taper=options.ascent_taper))
     accelerator.backward(loss)
     if options.max_grad_norm:
         accelerator.clip_grad_norm_(model.parameters(), options.max_grad_norm)

@@ -91,3 +91,16 @@ def test_a_flipped_sign_fails_the_check(target, tmp_path, monkeypatch, mutation,
     forget, retain = run(target, tmp_path / "out", method)
     print(f"\n{method} with the {mutation} negated: forget loss {forget:.3f}, retain loss {retain:.3f}")
     assert not unlearned(method, forget, retain, target[1][0]), (forget, retain)
+
+
+def test_the_capped_ascent_stops_at_the_ceiling_and_the_taper_fades_it_before():
+    rows = torch.tensor([1.0, 3.0, 3.5, 4.5], requires_grad=True)  # per-row mean NLL; ceiling 4
+    losses = methods.TokenLosses(mean=rows, total=rows, logits=torch.zeros(4, 1, 1), mask=torch.ones(4, 1))
+    methods.ascent_term(losses, 4.0).backward()
+    assert rows.grad.tolist() == [0.25, 0.25, 0.25, 0.0]  # full push below the ceiling, none above
+    rows.grad = None
+    methods.ascent_term(losses, 4.0, taper=0.25).backward()  # fades over the last 1 nat below the ceiling
+    assert rows.grad.tolist() == pytest.approx([0.25, 0.25, 0.125, 0.0])
+    rows.grad = None
+    methods.ascent_term(losses, None).backward()  # no ceiling: plain ascent on every row
+    assert rows.grad.tolist() == [0.25] * 4
