@@ -48,12 +48,16 @@ def parse_args(argv=None):
                         help="a target folder make-target wrote (repeatable; replaces --targets)")
     parser.add_argument("--lume-release", default=str(ROOT.parent / "shared" / "data" / "semeval25"),
                         help="the public release, for the lume variant")
+    parser.add_argument("--split", default="train", choices=("train", "validation"),
+                        help="the split handed to the methods and scored (validation: its own MIA documents)")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--methods", default=None, help="comma-separated (default: all, plus capped_gd+cal)")
     parser.add_argument("--extra", default="{}", help="JSON options given to every run")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--work", default=None, help="folder for checkpoints and results (default: temporary)")
     parser.add_argument("--json", default=None, help="write every run's numbers here (rewritten after each run)")
+    parser.add_argument("--from-json", nargs="+", default=None, metavar="FILE",
+                        help="run nothing: print the table and the verdicts of earlier --json files, merged")
     return parser.parse_args(argv)
 
 
@@ -67,13 +71,14 @@ def build_named_target(name: str, args) -> Path:
     return build_target(data, settings=settings, progress=False, log=lambda line: print(line, flush=True)).path
 
 
-def target_inputs(folder: Path) -> dict:
+def target_inputs(folder: Path, split: str = "train") -> dict:
     """Where a target folder's data, MIA documents, calibration documents and MMLU are (make-target writes
     mia/ and calibration/ beside every model, and data/ beside the lume variant's)."""
     record = json.loads((folder / "target-build.json").read_text(encoding="utf-8"))
     data = folder / "data" if (folder / "data").is_dir() else Path(record["data"])
     mia = folder / "mia" if (folder / "mia" / "member.jsonl").is_file() else data / "mia_data"
-    return {"record": record, "data": data, "split": "train", "mia": mia,
+    mia = mia / "validation" if split == "validation" else mia
+    return {"record": record, "data": data, "split": split, "mia": mia,
             "calibration": folder / "calibration" if (folder / "calibration").is_dir() else None,
             "mmlu": data / "mmlu" if (data / "mmlu").is_dir() else None,
             "variant": record.get("variant") or record.get("settings", {}).get("variant", "stub")}
@@ -133,6 +138,18 @@ def verdict(name: str, variant: str, rows: dict[str, dict]) -> list[str]:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.from_json:
+        merged = {"seeds": None, "targets": {}}
+        for file in args.from_json:
+            report = json.loads(Path(file).read_text(encoding="utf-8"))
+            merged["seeds"] = merged["seeds"] or report["seeds"]
+            for name, entry in report["targets"].items():
+                entry.setdefault("summary", {m: summarize([r for r in entry["runs"] if r["method"] == m],
+                                                          entry["before"])
+                                             for m in dict.fromkeys(r["method"] for r in entry["runs"])})
+                merged["targets"][f"{name}{' ' + str(report['extra']) if report.get('extra') else ''}"] = entry
+        print_table(merged)
+        return 0
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
@@ -151,7 +168,8 @@ def main(argv=None) -> int:
     report = {"seeds": seeds, "extra": extra, "targets": {}}
     for name, folder in targets.items():
         folder = Path(folder) if folder else build_named_target(name, args)
-        inputs = target_inputs(folder)
+        inputs = target_inputs(folder, args.split)
+        name = name if args.split == "train" else f"{name} ({args.split})"
         if CALIBRATED in methods and inputs["calibration"] is None:
             print(f"{name}: no calibration/ folder, {CALIBRATED} skipped", flush=True)
         handed = materialize(inputs, work / name)
