@@ -66,6 +66,15 @@ def forget_ascent(forget: TokenLosses, inputs: LossInputs) -> torch.Tensor:
     return ascent_term(forget, inputs.forget_nll_ceiling, inputs.ascent_taper)
 
 
+def forget_logs(forget: TokenLosses, inputs: LossInputs) -> dict[str, float]:
+    """The forget batch's mean NLL, and under a ceiling the share of its rows still below it (what the loop
+    reads to tell whether the ascent is done)."""
+    logs = {"forget_nll": forget.mean.mean().item()}
+    if inputs.forget_nll_ceiling is not None:
+        logs["below_ceiling"] = (forget.mean.detach() < inputs.forget_nll_ceiling).float().mean().item()
+    return logs
+
+
 def retain_nll(inputs: LossInputs) -> torch.Tensor:
     return token_losses(inputs.model, inputs.retain).mean.mean()
 
@@ -73,14 +82,14 @@ def retain_nll(inputs: LossInputs) -> torch.Tensor:
 def gradient_ascent(inputs: LossInputs) -> tuple[torch.Tensor, dict[str, float]]:
     forget = token_losses(inputs.model, inputs.forget)
     loss = -inputs.forget_weight * forget_ascent(forget, inputs)
-    return loss, {"forget_nll": forget.mean.mean().item()}
+    return loss, forget_logs(forget, inputs)
 
 
 def gradient_difference(inputs: LossInputs) -> tuple[torch.Tensor, dict[str, float]]:
     forget = token_losses(inputs.model, inputs.forget)
     retain = retain_nll(inputs)
     loss = -inputs.forget_weight * forget_ascent(forget, inputs) + inputs.retain_weight * retain
-    return loss, {"forget_nll": forget.mean.mean().item(), "retain_nll": retain.item()}
+    return loss, {**forget_logs(forget, inputs), "retain_nll": retain.item()}
 
 
 def kl_retain(inputs: LossInputs) -> tuple[torch.Tensor, dict[str, float]]:
@@ -93,7 +102,7 @@ def kl_retain(inputs: LossInputs) -> tuple[torch.Tensor, dict[str, float]]:
     per_token = (reference_logp.exp() * (reference_logp - current_logp)).sum(-1) * retain.mask
     kl = per_token.sum() / retain.mask.sum().clamp(min=1)
     loss = -inputs.forget_weight * forget_ascent(forget, inputs) + inputs.retain_weight * kl
-    return loss, {"forget_nll": forget.mean.mean().item(), "retain_kl": kl.item()}
+    return loss, {**forget_logs(forget, inputs), "retain_kl": kl.item()}
 
 
 def npo(inputs: LossInputs) -> tuple[torch.Tensor, dict[str, float]]:

@@ -46,6 +46,12 @@ class UnlearnSettings:
     method: str = DEFAULT_METHOD
     learning_rate: float = 3e-4
     epochs: float = 5.0  # passes over the forget rows; the run length unless max_steps is set
+    # Under a ceiling, the run goes on past its planned steps (up to this many times them, and the clock)
+    # while more than `extension_threshold` of the forget rows of the last planned epoch's worth of steps
+    # were still below the ceiling: a small forget set, or a level far above where the rows start, takes more
+    # steps to reach than `epochs` gives. 1: never.
+    max_extension: float = 1.0
+    extension_threshold: float = 0.2
     max_steps: int | None = None
     batch_size: int = 4  # forget rows per step and process
     retain_batch_size: int | None = None  # retain rows per step and process (default: batch_size)
@@ -270,8 +276,12 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
     forget_per_step = options.batch_size * world
     retain_batch = options.retain_batch_size or options.batch_size
     steps = options.max_steps or max(1, math.ceil(options.epochs * len(encoded["forget"]) / forget_per_step))
+    extend = options.max_extension > 1 and ceiling is not None and not options.max_steps
+    steps_max = math.ceil(steps * options.max_extension) if extend else steps
     schedule = method.schedule(len(encoded["forget"]), len(encoded["retain"]), forget_per_step,
-                               retain_batch * world, steps, options.chunk_size, options.seed)
+                               retain_batch * world, steps_max, options.chunk_size, options.seed)
+    epoch_steps = max(1, math.ceil(len(encoded["forget"]) / forget_per_step))
+    below = []  # per step, the share of the forget batch still below the ceiling
     eval_every = max(1, math.ceil(steps / max(1, options.evaluations)))
     _log(options, accelerator, f"method={method.name} steps={steps} processes={world} dtype={train_dtype} "
          f"lora_rank={lora_rank} train rows forget={len(encoded['forget'])} retain={len(encoded['retain'])} "
@@ -307,6 +317,9 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
             _log(options, accelerator, f"time budget: stopping before step {step} of {steps}")
             step -= 1
             break
+        if step > steps and not _main_decides(accelerator, _ascent_unfinished(below[-epoch_steps:], options)):
+            step -= 1
+            break
         began = time.monotonic()
         # This process's slice of the global batch.
         mine_f = forget_ids[rank * options.batch_size:(rank + 1) * options.batch_size]
@@ -315,9 +328,10 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
                           collate([encoded[name][i] for i in ids], tokenizer.pad_token_id).items()}
                    for name, ids in (("forget", mine_f), ("retain", mine_r))}
         loss, logs = _optimizer_step(method, model, optimizer, accelerator, batches, reference, ceiling, options)
+        below.append(logs.get("below_ceiling", 0.0))
         elapsed = time.monotonic() - began
         clock.step_s = elapsed if clock.step_s == 0 else 0.9 * clock.step_s + 0.1 * elapsed
-        if step % eval_every == 0 or step == steps:
+        if step % eval_every == 0 or step in (steps, steps_max):
             if options.verbose and accelerator.is_main_process:
                 _log(options, accelerator, f"step {step}: loss {loss.item():.3f} "
                      + " ".join(f"{k} {v:.3f}" for k, v in logs.items()))
@@ -331,6 +345,12 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
             "best_step": state["best_step"],
             "selection_task_aggregate": best.task_aggregate if best else None,
             "seconds": round(time.monotonic() - started, 1), "output": str(output)}
+
+
+def _ascent_unfinished(recent_below: list[float], options: UnlearnSettings) -> bool:
+    """Past the planned steps: go on while more than the threshold of the forget rows of the last epoch's
+    worth of steps were still below the ceiling."""
+    return bool(recent_below) and sum(recent_below) / len(recent_below) > options.extension_threshold
 
 
 def _tokenizer(model_dir: Path, options: UnlearnSettings):

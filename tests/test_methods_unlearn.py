@@ -104,3 +104,16 @@ def test_the_capped_ascent_stops_at_the_ceiling_and_the_taper_fades_it_before():
     rows.grad = None
     methods.ascent_term(losses, None).backward()  # no ceiling: plain ascent on every row
     assert rows.grad.tolist() == [0.25] * 4
+
+
+@pytest.mark.parametrize("ceiling, extended", [(1000.0, True), (0.0, False)])
+def test_the_run_goes_on_past_its_planned_steps_only_while_forget_rows_sit_below_the_ceiling(
+        target, tmp_path, ceiling, extended):
+    built, _ = target
+    settings = {k: v for k, v in STEPS.items() if k != "max_steps"}
+    summary = unlearn(str(built.model), str(tmp_path / "out"), str(built.forget), str(built.retain),
+                      method="capped_gd", epochs=1.0, forget_nll_ceiling=ceiling, max_extension=3.0, **settings)
+    planned = summary["steps_planned"]
+    # A ceiling no row reaches: the ascent never finishes, the run takes all 3x its planned steps; a ceiling
+    # every row is already past: it stops where planned.
+    assert summary["steps_done"] == (3 * planned if extended else planned), summary
