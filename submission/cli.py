@@ -83,7 +83,11 @@ def shown_default(name: str) -> str:
          help="Seconds the whole run may take (the organizers' limit was 3600).")
 @setting("--safety-margin", "safety_margin_s", type=float, help="Seconds kept free at the end of the budget.")
 @setting("--lr", "learning_rate", type=float, help="Learning rate.")
+@setting("--lr-width", type=int, help="Scale --lr by this / the model's hidden size (muP-style: the rate is "
+                                      "the one for a model this wide).")
 @setting("--epochs", type=float, help="Passes over the forget rows.")
+@setting("--max-extension", type=float, help="Under a ceiling, go on up to this many times the planned steps "
+                                             "while forget rows still sit below it.")
 @setting("--max-steps", type=int, help="Optimizer steps (overrides --epochs).")
 @setting("--batch-size", type=int, help="Forget rows per step and process.")
 @setting("--retain-batch-size", type=int, help="Retain rows per step and process.")

@@ -45,6 +45,10 @@ class UnlearnSettings:
 
     method: str = DEFAULT_METHOD
     learning_rate: float = 3e-4
+    # When set, the learning rate is the one for a model of this hidden size, scaled by lr_width / the model's
+    # hidden size (as muP scales Adam's rate with width): 1e-3 at 128 is 5e-4 at 256, ~6e-5 for OLMo-1B
+    # (2048) and ~3e-5 for OLMo-7B (4096), where fine-tuning rates sit. None: learning_rate as given.
+    lr_width: int | None = None
     epochs: float = 5.0  # passes over the forget rows; the run length unless max_steps is set
     # Under a ceiling, the run goes on past its planned steps (up to this many times them, and the clock)
     # while more than `extension_threshold` of the forget rows of the last planned epoch's worth of steps
@@ -283,7 +287,9 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
     epoch_steps = max(1, math.ceil(len(encoded["forget"]) / forget_per_step))
     below = []  # per step, the share of the forget batch still below the ceiling
     eval_every = max(1, math.ceil(steps / max(1, options.evaluations)))
-    _log(options, accelerator, f"method={method.name} steps={steps} processes={world} dtype={train_dtype} "
+    learning_rate = effective_learning_rate(base_config, options)
+    _log(options, accelerator, f"method={method.name} steps={steps} lr={learning_rate:.3g} processes={world} "
+         f"dtype={train_dtype} "
          f"lora_rank={lora_rank} train rows forget={len(encoded['forget'])} retain={len(encoded['retain'])} "
          f"selection rows forget={len(selection['forget'])} retain={len(selection['retain'])}")
 
@@ -341,7 +347,8 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
         evaluate_and_keep(step)  # stopped by the clock between two selection passes
     accelerator.wait_for_everyone()
     best = state["best"]
-    return {"method": method.name, "forget_nll_ceiling": ceiling, "steps_done": step, "steps_planned": steps,
+    return {"method": method.name, "learning_rate": learning_rate, "forget_nll_ceiling": ceiling,
+            "steps_done": step, "steps_planned": steps,
             "best_step": state["best_step"],
             "selection_task_aggregate": best.task_aggregate if best else None,
             "seconds": round(time.monotonic() - started, 1), "output": str(output)}
@@ -409,6 +416,16 @@ def _encode_training_rows(tokenizer, training: dict[str, list[Row]], options: Un
     return encoded
 
 
+def effective_learning_rate(config, options: UnlearnSettings) -> float:
+    """``learning_rate``, scaled by ``lr_width`` / the model's hidden size when ``lr_width`` is set."""
+    if options.lr_width is None:
+        return options.learning_rate
+    width = next((getattr(config, n) for n in ("hidden_size", "d_model", "n_embd") if getattr(config, n, None)), None)
+    if width is None:
+        raise SubmissionInputError("lr_width is set but the model's config has no hidden_size (d_model, n_embd)")
+    return options.learning_rate * options.lr_width / width
+
+
 def _trainable_model(model_dir: Path, accelerator, train_dtype: torch.dtype, zero3: bool, options: UnlearnSettings):
     """The model to train (full or LoRA) and its optimizer, prepared by accelerate; also the base config and
     the LoRA rank and scaling (None without LoRA) that saving needs."""
@@ -431,8 +448,8 @@ def _trainable_model(model_dir: Path, accelerator, train_dtype: torch.dtype, zer
             model.enable_input_require_grads()
         model = get_peft_model(model, LoraConfig(r=lora_rank, lora_alpha=alpha, lora_dropout=0.0,
                                                  target_modules="all-linear", task_type="CAUSAL_LM"))
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=options.learning_rate,
-                                  weight_decay=0.0)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
+                                  lr=effective_learning_rate(base_config, options), weight_decay=0.0)
     deepspeed_plugin = getattr(accelerator.state, "deepspeed_plugin", None)
     micro_batch = (deepspeed_plugin.deepspeed_config.get("train_micro_batch_size_per_gpu")
                    if deepspeed_plugin is not None else None)

@@ -117,3 +117,17 @@ def test_the_run_goes_on_past_its_planned_steps_only_while_forget_rows_sit_below
     # A ceiling no row reaches: the ascent never finishes, the run takes all 3x its planned steps; a ceiling
     # every row is already past: it stops where planned.
     assert summary["steps_done"] == (3 * planned if extended else planned), summary
+
+
+def test_the_width_scaled_learning_rate_follows_the_models_hidden_size():
+    from types import SimpleNamespace
+
+    from submission.train import effective_learning_rate, resolve_options
+
+    options = resolve_options({"learning_rate": 1e-3, "lr_width": 128})
+    assert effective_learning_rate(SimpleNamespace(hidden_size=128), options) == pytest.approx(1e-3)
+    assert effective_learning_rate(SimpleNamespace(hidden_size=256), options) == pytest.approx(5e-4)
+    assert effective_learning_rate(SimpleNamespace(hidden_size=4096), options) == pytest.approx(3.125e-5)
+    assert effective_learning_rate(SimpleNamespace(d_model=2048), options) == pytest.approx(6.25e-5)
+    plain = resolve_options({"learning_rate": 1e-3, "method": "npo"})
+    assert effective_learning_rate(SimpleNamespace(hidden_size=4096), plain) == pytest.approx(1e-3)
