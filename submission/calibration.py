@@ -27,7 +27,6 @@ level is still measured on the model handed over, at run time; only the document
 
 from __future__ import annotations
 
-import json
 import random
 import re
 import statistics
@@ -35,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from .data import Row, SubmissionInputError
+from .data import Row, SubmissionInputError, parse_jsonl
 
 # Calibration files (name -> text), put here by ``unlearn-eval pack --calibration-docs``; empty in the package.
 BAKED_CALIBRATION_FILES: dict[str, str] = {}
@@ -109,16 +108,10 @@ def parse_calibration_file(name: str, text: str) -> list[str]:
     if name.endswith(".txt"):
         return [text.strip()] if text.strip() else []
     documents = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise SubmissionInputError(f"{name}: line {number}: malformed JSON ({exc.msg})") from None
-        document = record.get("document", record.get("text")) if isinstance(record, dict) else None
+    for number, record in enumerate(parse_jsonl(name, text), start=1):
+        document = record.get("document") if isinstance(record.get("document"), str) else record.get("text")
         if not isinstance(document, str):
-            raise SubmissionInputError(f"{name}: line {number}: no string 'document' (or 'text') field")
+            raise SubmissionInputError(f"{name}: record {number}: no string 'document' (or 'text') field")
         documents.append(document)
     return documents
 

@@ -58,23 +58,28 @@ def _read_table(path: Path) -> pd.DataFrame:
         except Exception as exc:  # pyarrow raises several types for a damaged file
             raise SubmissionInputError(f"{path}: cannot read parquet ({type(exc).__name__})") from None
     if path.suffix in (".jsonl", ".json"):
-        records = []
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
+            text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError:
             raise SubmissionInputError(f"{path}: not UTF-8 text") from None
-        for lineno, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise SubmissionInputError(f"{path}: line {lineno}: malformed JSON ({exc.msg})") from None
-            if not isinstance(record, dict):
-                raise SubmissionInputError(f"{path}: line {lineno}: expected a JSON object")
-            records.append(record)
-        return pd.DataFrame.from_records(records)
+        return pd.DataFrame.from_records(parse_jsonl(str(path), text))
     raise SubmissionInputError(f"{path}: unknown file type (expected .parquet or .jsonl)")
+
+
+def parse_jsonl(name: str, text: str) -> list[dict]:
+    """The JSON objects of a JSON-lines text (blank lines skipped); ``name`` is only for the error line."""
+    records = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise SubmissionInputError(f"{name}: line {lineno}: malformed JSON ({exc.msg})") from None
+        if not isinstance(record, dict):
+            raise SubmissionInputError(f"{name}: line {lineno}: expected a JSON object")
+        records.append(record)
+    return records
 
 
 def load_rows(path: str | Path, name: str) -> list[Row]:

@@ -64,7 +64,7 @@ def test_the_level_is_measured_on_the_given_documents(tmp_path):
 
 @pytest.mark.parametrize("content, problem", [
     ("{not json\n", "line 1: malformed JSON"),
-    ('{"id": 1}\n', "line 1: no string 'document'"),
+    ('\n{"id": 1}\n', "record 1: no string 'document'"),
 ])
 def test_a_bad_calibration_file_is_one_line_naming_file_and_line(tmp_path, content, problem):
     folder = tmp_path / "cal"

@@ -36,7 +36,7 @@ def row_kind(row_id: str) -> str | None:
     return None
 
 
-def _read_jsonl(path: Path) -> pd.DataFrame:
+def read_jsonl(path: Path) -> pd.DataFrame:
     records = []
     try:
         text = path.read_text(encoding="utf-8")
@@ -67,7 +67,7 @@ def read_table(path: Path) -> pd.DataFrame:
     if not path.exists():
         raise InputError(f"{path}: file not found")
     if path.suffix == ".jsonl" or path.suffix == ".json":
-        return _read_jsonl(path)
+        return read_jsonl(path)
     if path.suffix == ".parquet":
         return _read_parquet(path)
     raise InputError(f"{path}: unknown file type (expected .jsonl or .parquet)")

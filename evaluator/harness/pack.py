@@ -22,11 +22,11 @@ from __future__ import annotations
 import ast
 import hashlib
 import importlib.util
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from evaluator.core.atomic import write_text_atomic
+from evaluator.core.data import read_jsonl
 from evaluator.core.errors import InputError
 
 ENTRY_POINT = "unlearn"
@@ -259,19 +259,14 @@ def read_calibration_docs(path: str | Path) -> dict[str, str]:
         raise InputError(f"{path}: no .jsonl or .txt calibration file")
     out, documents = {}, 0
     for file in files:
-        text = file.read_text(encoding="utf-8")
-        for number, line in enumerate(text.splitlines() if file.suffix == ".jsonl" else [], start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{file}: line {number}: malformed JSON ({exc.msg})") from None
-            if not isinstance(record, dict) or not isinstance(record.get("document", record.get("text")), str):
-                raise InputError(f"{file}: line {number}: no string 'document' (or 'text') field")
-            documents += 1
-        documents += file.suffix == ".txt" and bool(text.strip())
-        out[file.name] = text
+        if file.suffix == ".jsonl":
+            table = read_jsonl(file)
+            for number, record in enumerate(table.to_dict("records"), start=1):
+                if not isinstance(record.get("document"), str) and not isinstance(record.get("text"), str):
+                    raise InputError(f"{file}: record {number}: no string 'document' (or 'text') field")
+            documents += len(table)
+        out[file.name] = file.read_text(encoding="utf-8")
+        documents += file.suffix == ".txt" and bool(out[file.name].strip())
     if not documents:
         raise InputError(f"{path}: the calibration files hold no document")
     return out
