@@ -119,6 +119,12 @@ def summarize(runs: list[dict], before: dict) -> dict:
     return out
 
 
+def method_summaries(entry: dict) -> dict[str, dict]:
+    """A target's runs summarized per method, in the order the methods ran."""
+    return {m: summarize([r for r in entry["runs"] if r["method"] == m], entry["before"])
+            for m in dict.fromkeys(r["method"] for r in entry["runs"])}
+
+
 def verdict(name: str, variant: str, rows: dict[str, dict]) -> list[str]:
     """The default's bars on this target (the calibrated run's only, where nonmembers are of another kind)."""
     lines = []
@@ -144,9 +150,7 @@ def main(argv=None) -> int:
             report = json.loads(Path(file).read_text(encoding="utf-8"))
             merged["seeds"] = merged["seeds"] or report["seeds"]
             for name, entry in report["targets"].items():
-                entry.setdefault("summary", {m: summarize([r for r in entry["runs"] if r["method"] == m],
-                                                          entry["before"])
-                                             for m in dict.fromkeys(r["method"] for r in entry["runs"])})
+                entry.setdefault("summary", method_summaries(entry))
                 merged["targets"][f"{name}{' ' + str(report['extra']) if report.get('extra') else ''}"] = entry
         print_table(merged)
         return 0
@@ -197,8 +201,7 @@ def main(argv=None) -> int:
                 shutil.rmtree(run_dir / "model", ignore_errors=True)
                 if args.json:
                     Path(args.json).write_text(json.dumps(report, indent=1))
-        entry["summary"] = {m: summarize([r for r in entry["runs"] if r["method"] == m], before)
-                            for m in dict.fromkeys(r["method"] for r in entry["runs"])}
+        entry["summary"] = method_summaries(entry)
         if args.json:
             Path(args.json).write_text(json.dumps(report, indent=1))
     print_table(report)

@@ -251,9 +251,11 @@ def read_calibration_docs(path: str | Path) -> dict[str, str]:
     file), checked the way the submission parses them: each .jsonl line a JSON object with a string
     ``document`` (or ``text``) field."""
     path = Path(path)
-    files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.suffix in CALIBRATION_SUFFIXES) \
-        if path.is_dir() else None
-    if files is None:
+    if path.is_file():
+        files = [path]
+    elif path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix in CALIBRATION_SUFFIXES)
+    else:
         raise InputError(f"{path}: calibration documents not found (a folder or a .jsonl/.txt file)")
     if not files or any(p.suffix not in CALIBRATION_SUFFIXES for p in files):
         raise InputError(f"{path}: no .jsonl or .txt calibration file")
