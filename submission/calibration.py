@@ -11,7 +11,7 @@ about 2 on a pretrained 7B), so it is measured, not fixed:
   task. The result reads like the members (same kind, same phrasing) but states facts the model never saw
   together: text of the members' kind that the model never saw, built from what we are given.
 - ``document_level``: the model's median per-token loss on such documents, before unlearning.
-- ``membership_score``: the membership attack's score (1 - 2|AUC - 0.5|, SPEC 3) of the forget documents
+- ``membership_attack``: the membership attack's AUC (its score is 1 - 2|AUC - 0.5|, SPEC 3) of the forget documents
   against such documents, on the model as it is now: what the checkpoint selection weighs besides the task
   metrics, as the official final score does.
 
@@ -151,9 +151,12 @@ def document_level(model, tokenizer, references: list[str], device, source: str 
     return {"level": level, "documents": len(losses), "how": f"median per-token loss, before unlearning, of {of}"}
 
 
-def membership_score(model, tokenizer, members: list[str], references: list[str], device) -> float | None:
-    """1 - 2|AUC - 0.5| of the loss attack telling ``members`` (forget documents) from ``references``
-    (documents of their kind the model never saw) on ``model``; None when either side is empty."""
+def membership_attack(model, tokenizer, members: list[str], references: list[str],
+                      device) -> tuple[float, float] | None:
+    """The loss attack telling ``members`` (forget documents) from ``references`` (documents of their kind the
+    model never saw) on ``model`` as it is now: its AUC (above 0.5 the members still sit below the references,
+    under it they are past them; its score is 1 - 2|AUC - 0.5|, SPEC 3) and the references' median loss (where
+    they sit now: the level moves as the model is trained). None when either side is empty."""
     from sklearn.metrics import roc_auc_score
 
     member_losses = document_losses(model, tokenizer, members, device)
@@ -162,4 +165,4 @@ def membership_score(model, tokenizer, members: list[str], references: list[str]
         return None
     labels = [1] * len(member_losses) + [0] * len(reference_losses)
     auc = roc_auc_score(labels, [-x for x in member_losses + reference_losses])  # a lower loss says "member"
-    return 1.0 - 2.0 * abs(auc - 0.5)
+    return auc, statistics.median(reference_losses)

@@ -87,7 +87,11 @@ def shown_default(name: str) -> str:
                                       "the one for a model this wide).")
 @setting("--epochs", type=float, help="Passes over the forget rows.")
 @setting("--max-extension", type=float, help="Under a ceiling, go on up to this many times the planned steps "
-                                             "while forget rows still sit below it.")
+                                             "while forget rows still sit below it, or while the selection's "
+                                             "attack still finds them (--extension-auc).")
+@setting("--extension-auc", type=float, help="Past the planned steps, also go on while the selection's attack AUC "
+                                             "on the forget documents is above this, a measured ceiling raised to "
+                                             "where the unseen documents sit now (1: never).")
 @setting("--max-steps", type=int, help="Optimizer steps (overrides --epochs).")
 @setting("--batch-size", type=int, help="Forget rows per step and process.")
 @setting("--retain-batch-size", type=int, help="Retain rows per step and process.")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from rouge_score import rouge_scorer
 
-from .calibration import membership_score
+from .calibration import membership_attack
 from .data import Row
 
 SPLITS = ("forget", "retain")
@@ -27,9 +27,16 @@ class SelectionScore:
     # min(mean forget term, mean retain term): progress on both sides, ranks models while the harmonic mean is 0
     balance: float
     terms: tuple[float, ...]
-    # The loss attack's score of the forget documents against documents of their kind never seen
-    # (calibration.membership_score); None when not measured.
-    membership: float | None = None
+    # The loss attack's AUC on the forget documents against documents of their kind never seen
+    # (calibration.membership_attack; above 0.5: the members still sit below them), and those documents'
+    # median loss now; None when not measured.
+    membership_auc: float | None = None
+    reference_level: float | None = None
+
+    @property
+    def membership(self) -> float | None:
+        """The attack's score, 1 - 2|AUC - 0.5| (SPEC 3)."""
+        return None if self.membership_auc is None else 1.0 - 2.0 * abs(self.membership_auc - 0.5)
 
     @property
     def combined(self) -> float:
@@ -112,12 +119,14 @@ def generate_answers(model, tokenizer, rows: list[Row], batch_size: int, device,
 def score_model(model, tokenizer, selection: dict[str, list[Row]], batch_size: int, device,
                 synced_gpus: bool = False, documents: tuple[list[str], list[str]] | None = None) -> SelectionScore:
     """The task metrics on the selection slice; with ``documents`` (members, references) also the loss
-    attack's score (calibration.membership_score)."""
+    attack's AUC and the references' level (calibration.membership_attack)."""
     scored = {}
     for split in SPLITS:
         answers = generate_answers(model, tokenizer, selection[split], batch_size, device, synced_gpus)
         scored[split] = [(row, row_score(row, text)) for row, text in zip(selection[split], answers)]
     score = aggregate(task_terms(scored))
     if documents is not None:
-        score = dataclasses.replace(score, membership=membership_score(model, tokenizer, *documents, device))
+        attack = membership_attack(model, tokenizer, *documents, device)
+        if attack is not None:
+            score = dataclasses.replace(score, membership_auc=attack[0], reference_level=attack[1])
     return score

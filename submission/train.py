@@ -56,6 +56,13 @@ class UnlearnSettings:
     # steps to reach than `epochs` gives. 1: never.
     max_extension: float = 1.0
     extension_threshold: float = 0.2
+    # ... or while the last selection pass's membership attack still told the forget documents from documents
+    # of their kind never seen by their lower loss (AUC above this): the attack's own view of "not there yet".
+    # The ceiling is then raised to where those documents sit now: training moves them too (on a target whose
+    # unseen documents are of another kind, from 11.5 to 20 nats/token while the forget documents were
+    # ascended), so rows past the level measured before training can still sit below them. None or 1: the
+    # rows' share alone.
+    extension_auc: float | None = None
     max_steps: int | None = None
     batch_size: int = 4  # forget rows per step and process
     retain_batch_size: int | None = None  # retain rows per step and process (default: batch_size)
@@ -84,7 +91,7 @@ class UnlearnSettings:
     holdout_fraction: float = 0.0
     max_selection_rows: int = 48  # per split, about (held-out rows at most this, plus top-ups to this / 6 a group)
     evaluations: int = 10  # selection passes over the run (plus one on the untouched model)
-    # The selection weighs the membership score of the forget documents (calibration.membership_score) with
+    # The selection weighs the membership score of the forget documents (calibration.membership_attack) with
     # the task metrics, as the official final score does; at most this many forget documents (twice as many
     # references) per pass.
     selection_mia: bool = True
@@ -206,15 +213,15 @@ class _Clock:
         return self.left() > self.step_s + self.eval_s + self.save_s
 
 
-def _main_decides(accelerator, decision: bool) -> bool:
-    """The main process's ``decision``, taken by every process. Each process has its own clock: were each to
-    decide for itself, one could enter a step or a selection pass (collectives inside) that another skips,
-    and both would wait for each other until the organizers' kill."""
+def _main_decides(accelerator, decision):
+    """The main process's ``decision`` (any picklable value), taken by every process. Each process has its own
+    clock and its own batches: were each to decide for itself, one could enter a step or a selection pass
+    (collectives inside) that another skips, and both would wait for each other until the organizers' kill."""
     if accelerator.num_processes == 1:
         return decision
     from accelerate.utils import broadcast_object_list
 
-    holder = [bool(decision)]
+    holder = [decision]
     broadcast_object_list(holder)  # from the main process to all
     return holder[0]
 
@@ -293,16 +300,21 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
          f"lora_rank={lora_rank} train rows forget={len(encoded['forget'])} retain={len(encoded['retain'])} "
          f"selection rows forget={len(selection['forget'])} retain={len(selection['retain'])}")
 
-    state = {"best": None, "best_step": None, "history": []}
+    # "ceiling": where the ascent stops now (a measured one may be raised past the planned steps)
+    state = {"best": None, "best_step": None, "history": [], "ceiling": ceiling, "measured": calibration is not None}
 
     def evaluate_and_keep(step: int) -> None:
         began = time.monotonic()
         score = _selection_score(model, tokenizer, selection, documents, accelerator, train_dtype, zero3, options)
         clock.eval_s = max(clock.eval_s, time.monotonic() - began)
+        state["last"] = score
         state["history"].append({"step": step, "task_aggregate": score.task_aggregate, "membership": score.membership,
+                                 "membership_auc": score.membership_auc, "reference_level": score.reference_level,
+                                 "ceiling": state["ceiling"],
                                  "balance": score.balance, "seconds": round(time.monotonic() - started, 1)})
         better = state["best"] is None or score.key() > state["best"].key()
-        membership = "-" if score.membership is None else f"{score.membership:.3f}"
+        membership = "-" if score.membership is None else \
+            f"{score.membership:.3f} (AUC {score.membership_auc:.3f})"
         _log(options, accelerator, f"step {step}: selection task aggregate {score.task_aggregate:.3f} "
              f"membership {membership} "
              f"balance {score.balance:.3f}{' (best, saving)' if better else ''}")
@@ -311,7 +323,7 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
             _save(model, accelerator, model_dir, output, save_dtype, base_config, lora_scaling,
                   {"method": method.name, "step": step, "steps": steps, "score": dataclasses.asdict(score),
                    "options": dataclasses.asdict(options), "history": state["history"],
-                   "forget_nll_ceiling": {"value": ceiling, "measured": calibration}})
+                   "forget_nll_ceiling": {"value": ceiling, "now": state["ceiling"], "measured": calibration}})
             clock.save_s = max(clock.save_s, time.monotonic() - began)
             state["best"], state["best_step"] = score, step
 
@@ -323,9 +335,16 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
             _log(options, accelerator, f"time budget: stopping before step {step} of {steps}")
             step -= 1
             break
-        if step > steps and not _main_decides(accelerator, _ascent_unfinished(below[-epoch_steps:], options)):
-            step -= 1
-            break
+        if step > steps:
+            unfinished, raised = _main_decides(accelerator, _ascent_unfinished(below[-epoch_steps:], state, options))
+            if not unfinished:
+                step -= 1
+                break
+            if raised is not None:
+                _log(options, accelerator, f"step {step}: the forget rows are past the ceiling but the attack still "
+                     f"finds them (AUC {state['last'].membership_auc:.3f}): ceiling {state['ceiling']:.3f} -> "
+                     f"{raised:.3f} nats/token, where the documents it was measured on sit now")
+                state["ceiling"] = raised
         began = time.monotonic()
         # This process's slice of the global batch.
         mine_f = forget_ids[rank * options.batch_size:(rank + 1) * options.batch_size]
@@ -333,7 +352,8 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
         batches = {name: {k: v.to(accelerator.device) for k, v in
                           collate([encoded[name][i] for i in ids], tokenizer.pad_token_id).items()}
                    for name, ids in (("forget", mine_f), ("retain", mine_r))}
-        loss, logs = _optimizer_step(method, model, optimizer, accelerator, batches, reference, ceiling, options)
+        loss, logs = _optimizer_step(method, model, optimizer, accelerator, batches, reference, state["ceiling"],
+                                     options)
         below.append(logs.get("below_ceiling", 0.0))
         elapsed = time.monotonic() - began
         clock.step_s = elapsed if clock.step_s == 0 else 0.9 * clock.step_s + 0.1 * elapsed
@@ -346,18 +366,47 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
     if _main_decides(accelerator, last_pass_missing and clock.left() > clock.eval_s + clock.save_s):
         evaluate_and_keep(step)  # stopped by the clock between two selection passes
     accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        _complete_log(output, state["history"], step, steps)
     best = state["best"]
     return {"method": method.name, "learning_rate": learning_rate, "forget_nll_ceiling": ceiling,
-            "steps_done": step, "steps_planned": steps,
+            "forget_nll_ceiling_final": state["ceiling"], "steps_done": step, "steps_planned": steps,
             "best_step": state["best_step"],
             "selection_task_aggregate": best.task_aggregate if best else None,
             "seconds": round(time.monotonic() - started, 1), "output": str(output)}
 
 
-def _ascent_unfinished(recent_below: list[float], options: UnlearnSettings) -> bool:
-    """Past the planned steps: go on while more than the threshold of the forget rows of the last epoch's
-    worth of steps were still below the ceiling."""
-    return bool(recent_below) and sum(recent_below) / len(recent_below) > options.extension_threshold
+def _complete_log(output: Path, history: list[dict], steps_done: int, steps_planned: int) -> None:
+    """The saved checkpoint's log, completed with the whole run: every selection pass (also those after the
+    saved one) and the steps done. Written atomically beside the checkpoint; a checkpoint without a log (none
+    saved by this run) is left alone."""
+    path = output / LOG_FILE
+    if not path.is_file():
+        return
+    log = json.loads(path.read_text(encoding="utf-8"))
+    log["run"] = {"steps_done": steps_done, "steps_planned": steps_planned, "history": history}
+    temporary = path.with_name(f".{LOG_FILE}.tmp")
+    temporary.write_text(json.dumps(log, indent=1, default=str), encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def _ascent_unfinished(recent_below: list[float], state: dict,
+                       options: UnlearnSettings) -> tuple[bool, float | None]:
+    """Past the planned steps, whether to go on, and the ceiling to raise to (None: as it is). Go on while more
+    than the threshold of the forget rows of the last epoch's worth of steps were still below the ceiling, or
+    while the last selection pass's attack still found the forget documents below documents of their kind never
+    seen (AUC above ``extension_auc``). In the second case the rows are past the ceiling but the documents it
+    was measured on have moved on (training moves them too): the ceiling goes up to where they sit now."""
+    if recent_below and sum(recent_below) / len(recent_below) > options.extension_threshold:
+        return True, None
+    last = state.get("last")
+    if options.extension_auc is None or last is None or last.membership_auc is None:
+        return False, None
+    if last.membership_auc <= options.extension_auc:
+        return False, None
+    level, ceiling = last.reference_level, state["ceiling"]
+    raise_to = state.get("measured") and ceiling is not None and level is not None and level > ceiling
+    return True, (level if raise_to else None)  # a ceiling given as a number stays where it was put
 
 
 def _tokenizer(model_dir: Path, options: UnlearnSettings):

@@ -10,6 +10,7 @@ mutation ends with forget loss below 2.5 or retain loss above 5.8.
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 from pathlib import Path
 
@@ -23,6 +24,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from tiny_target import build_tiny_target, mean_answer_loss  # noqa: E402
 
 from submission import METHODS, methods, unlearn  # noqa: E402
+from submission.train import LOG_FILE  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -106,17 +108,42 @@ def test_the_capped_ascent_stops_at_the_ceiling_and_the_taper_fades_it_before():
     assert rows.grad.tolist() == [0.25] * 4
 
 
-@pytest.mark.parametrize("ceiling, extended", [(1000.0, True), (0.0, False)])
-def test_the_run_goes_on_past_its_planned_steps_only_while_forget_rows_sit_below_the_ceiling(
-        target, tmp_path, ceiling, extended):
+@pytest.mark.parametrize("ceiling, extension_auc, extended", [(1000.0, 1.0, True), (0.0, 1.0, False),
+                                                              (0.0, 0.0, True)])
+def test_the_run_goes_on_past_its_planned_steps_only_while_forget_rows_sit_below_the_ceiling_or_the_attack_finds_them(
+        target, tmp_path, ceiling, extension_auc, extended):
     built, _ = target
     settings = {k: v for k, v in STEPS.items() if k != "max_steps"}
     summary = unlearn(str(built.model), str(tmp_path / "out"), str(built.forget), str(built.retain),
-                      method="capped_gd", epochs=1.0, forget_nll_ceiling=ceiling, max_extension=3.0, **settings)
+                      method="capped_gd", epochs=1.0, forget_nll_ceiling=ceiling, max_extension=3.0,
+                      extension_auc=extension_auc, **settings)
     planned = summary["steps_planned"]
     # A ceiling no row reaches: the ascent never finishes, the run takes all 3x its planned steps; a ceiling
-    # every row is already past: it stops where planned.
+    # every row is already past: it stops where planned (an AUC bar of 1: the attack rule never keeps it going),
+    # unless the attack rule keeps it going (an AUC bar of 0: always). A ceiling given as a number is never raised.
     assert summary["steps_done"] == (3 * planned if extended else planned), summary
+    assert summary["forget_nll_ceiling_final"] == ceiling
+    log = json.loads((tmp_path / "out" / LOG_FILE).read_text())
+    assert log["run"]["steps_done"] == summary["steps_done"], "the log tells the whole run, past the saved step"
+    assert log["run"]["history"][-1]["step"] == summary["steps_done"]
+
+
+def test_past_its_planned_steps_the_attack_rule_raises_a_measured_ceiling_to_where_the_references_sit_now():
+    from submission.selection import SelectionScore
+    from submission.train import _ascent_unfinished, resolve_options
+
+    options = resolve_options({"method": "capped_gd"})  # extension_threshold 0.05, extension_auc 0.6
+
+    def decide(below, auc, level, ceiling=11.0, measured=True):
+        last = SelectionScore(0.8, 0.8, (), membership_auc=auc, reference_level=level)
+        return _ascent_unfinished(below, {"last": last, "ceiling": ceiling, "measured": measured}, options)
+
+    assert decide([0.5, 0.0], 0.5, 20.0) == (True, None)  # rows still below the ceiling: go on as it is
+    assert decide([0.0, 0.0], 0.85, 20.0) == (True, 20.0)  # rows past it, the attack still finds them: raise
+    assert decide([0.0, 0.0], 0.85, 10.0) == (True, None)  # ... never lower
+    assert decide([0.0, 0.0], 0.85, 20.0, measured=False) == (True, None)  # a number given stays
+    assert decide([0.0, 0.0], 0.55, 20.0) == (False, None)  # the attack no longer finds them: stop
+    assert decide([0.0, 0.0], None, None) == (False, None)  # no attack measured: the rows' share alone
 
 
 def test_the_width_scaled_learning_rate_follows_the_models_hidden_size():
