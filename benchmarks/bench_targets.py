@@ -6,8 +6,8 @@
     python benchmarks/bench_targets.py --target mine=/path/to/target_folder   # a folder make-target wrote
 
 Each method runs at its own defaults (submission/methods.py); those were chosen elsewhere -- capped_gd's on
-the stub target ("stub-small", marked *tuned* below), the other methods' on the organizers' tiny golden model
-by benchmarks/bench_methods.py's grid -- so every other target is held out for every method. The default
+the targets in TUNED_ON (marked *tuned* below), the other methods' on the organizers' tiny golden model by
+benchmarks/bench_methods.py's grid -- so every other target is held out for every method. The default
 (capped_gd) also runs with ``--calibration-docs`` (the target's ``calibration/`` documents: of the members'
 kind, never seen, disjoint from the scored nonmembers) as ``capped_gd+cal``.
 
@@ -33,10 +33,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-TUNED_ON = {"stub-small"}  # capped_gd's defaults were chosen here (issue 11); the rest is held out
+# Where capped_gd's defaults were chosen: the ceiling and rate on stub-small (issue 11), the run extension on
+# its validation split, the width scaling on stub-medium, the attack-driven extension on
+# foreign-nonmembers-small (issue 13); the rest is held out.
+TUNED_ON = {"stub-small", "stub-small (validation)", "stub-medium", "foreign-nonmembers-small"}
 BARS = {"final": 0.80, "mia": 0.70, "task_aggregate": 0.80, "mmlu_ratio": 0.90}
 LEAD = 0.05
-DEFAULT_TARGETS = ("stub-small", "stub-medium", "pretrained-small", "foreign-nonmembers-small", "lume-small")
+DEFAULT_TARGETS = ("stub-small", "stub-medium", "pretrained-small", "pretrained-medium", "foreign-nonmembers-small",
+                   "foreign-nonmembers-medium", "lume-small")
 CALIBRATED = "capped_gd+cal"
 
 
@@ -57,7 +61,8 @@ def parse_args(argv=None):
     parser.add_argument("--work", default=None, help="folder for checkpoints and results (default: temporary)")
     parser.add_argument("--json", default=None, help="write every run's numbers here (rewritten after each run)")
     parser.add_argument("--from-json", nargs="+", default=None, metavar="FILE",
-                        help="run nothing: print the table and the verdicts of earlier --json files, merged")
+                        help="run nothing: print the table and the verdicts of earlier --json files, merged (a later "
+                             "file's runs of a method on a target replace an earlier file's)")
     return parser.parse_args(argv)
 
 
@@ -125,6 +130,22 @@ def method_summaries(entry: dict) -> dict[str, dict]:
             for m in dict.fromkeys(r["method"] for r in entry["runs"])}
 
 
+def merge_reports(reports: list[dict]) -> dict:
+    """One report from several runs' files: per target, a later file's runs of a method replace an earlier
+    file's runs of that method (a re-run after the method's defaults changed replaces the old figures)."""
+    merged = {"seeds": None, "targets": {}}
+    for report in reports:
+        merged["seeds"] = merged["seeds"] or report["seeds"]
+        for name, entry in report["targets"].items():
+            target = merged["targets"].setdefault(name, {**entry, "runs": []})
+            methods = {r["method"] for r in entry["runs"]}
+            target["runs"] = [r for r in target["runs"] if r["method"] not in methods] + entry["runs"]
+    for name, target in merged["targets"].items():
+        target["summary"] = method_summaries(target)
+        target["held_out"] = name not in TUNED_ON  # as TUNED_ON says now, whatever the run said then
+    return merged
+
+
 def verdict(name: str, variant: str, rows: dict[str, dict]) -> list[str]:
     """The default's bars on this target (the calibrated run's only, where nonmembers are of another kind)."""
     lines = []
@@ -145,14 +166,7 @@ def verdict(name: str, variant: str, rows: dict[str, dict]) -> list[str]:
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.from_json:
-        merged = {"seeds": None, "targets": {}}
-        for file in args.from_json:
-            report = json.loads(Path(file).read_text(encoding="utf-8"))
-            merged["seeds"] = merged["seeds"] or report["seeds"]
-            for name, entry in report["targets"].items():
-                entry.setdefault("summary", method_summaries(entry))
-                merged["targets"][f"{name}{' ' + str(report['extra']) if report.get('extra') else ''}"] = entry
-        print_table(merged)
+        print_table(merge_reports([json.loads(Path(f).read_text(encoding="utf-8")) for f in args.from_json]))
         return 0
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
