@@ -330,15 +330,18 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
     if options.save_initial:  # otherwise the first trained checkpoint is the first saved, whatever its score
         evaluate_and_keep(0)
     step = 0
+    stopped = "planned steps" if steps_max == steps else "extension cap"  # why the loop ended (the log's "run")
     for step, (forget_ids, retain_ids) in enumerate(schedule, start=1):
         if not _main_decides(accelerator, clock.can_continue()):
             _log(options, accelerator, f"time budget: stopping before step {step} of {steps}")
             step -= 1
+            stopped = "time budget"
             break
         if step > steps:
             unfinished, raised = _main_decides(accelerator, _ascent_unfinished(below[-epoch_steps:], state, options))
             if not unfinished:
                 step -= 1
+                stopped = "ascent finished"
                 break
             if raised is not None:
                 _log(options, accelerator, f"step {step}: the forget rows are past the ceiling but the attack still "
@@ -367,24 +370,26 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
         evaluate_and_keep(step)  # stopped by the clock between two selection passes
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        _complete_log(output, state["history"], step, steps)
+        _complete_log(output, state["history"], step, steps, stopped)
     best = state["best"]
     return {"method": method.name, "learning_rate": learning_rate, "forget_nll_ceiling": ceiling,
             "forget_nll_ceiling_final": state["ceiling"], "steps_done": step, "steps_planned": steps,
+            "stopped": stopped,
             "best_step": state["best_step"],
             "selection_task_aggregate": best.task_aggregate if best else None,
             "seconds": round(time.monotonic() - started, 1), "output": str(output)}
 
 
-def _complete_log(output: Path, history: list[dict], steps_done: int, steps_planned: int) -> None:
+def _complete_log(output: Path, history: list[dict], steps_done: int, steps_planned: int, stopped: str) -> None:
     """The saved checkpoint's log, completed with the whole run: every selection pass (also those after the
-    saved one) and the steps done. Written atomically beside the checkpoint; a checkpoint without a log (none
-    saved by this run) is left alone."""
+    saved one), the steps done and why the loop stopped (planned steps, extension cap, ascent finished, time
+    budget). Written atomically beside the checkpoint; a checkpoint without a log (none saved by this run) is
+    left alone."""
     path = output / LOG_FILE
     if not path.is_file():
         return
     log = json.loads(path.read_text(encoding="utf-8"))
-    log["run"] = {"steps_done": steps_done, "steps_planned": steps_planned, "history": history}
+    log["run"] = {"steps_done": steps_done, "steps_planned": steps_planned, "stopped": stopped, "history": history}
     temporary = path.with_name(f".{LOG_FILE}.tmp")
     temporary.write_text(json.dumps(log, indent=1, default=str), encoding="utf-8")
     os.replace(temporary, path)

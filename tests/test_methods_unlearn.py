@@ -126,6 +126,7 @@ def test_the_run_goes_on_past_its_planned_steps_only_while_forget_rows_sit_below
     log = json.loads((tmp_path / "out" / LOG_FILE).read_text())
     assert log["run"]["steps_done"] == summary["steps_done"], "the log tells the whole run, past the saved step"
     assert log["run"]["history"][-1]["step"] == summary["steps_done"]
+    assert log["run"]["stopped"] == ("extension cap" if extended else "ascent finished")
 
 
 def test_past_its_planned_steps_the_attack_rule_raises_a_measured_ceiling_to_where_the_references_sit_now():

@@ -100,8 +100,11 @@ def test_the_organizers_four_argument_call(tmp_path, monkeypatch):
 def test_time_budget_stops_the_loop_and_keeps_a_checkpoint(tmp_path):
     summary = unlearn(TARGET, tmp_path / "out", DATA, DATA, method="gradient_difference", max_steps=10_000,
                       time_budget_s=8, safety_margin_s=0, evaluations=1000, max_selection_rows=4, verbose=False)
+    # Why it stopped, not how fast: a wall-time bound failed on a loaded machine (34 s against 30) while the
+    # loop did stop on its clock (speed lives in benchmarks, not in tests).
     assert summary["steps_done"] < 10_000
-    assert summary["seconds"] < 30
+    assert summary["stopped"] == "time budget", summary
+    assert json.loads((tmp_path / "out" / "unlearning_log.json").read_text())["run"]["stopped"] == "time budget"
     assert_loadable(tmp_path / "out")
 
 
