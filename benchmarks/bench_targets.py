@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 # Where capped_gd's defaults were chosen: the ceiling and rate on stub-small (issue 11), the run extension on
 # its validation split, the width scaling on stub-medium, the attack-driven extension on
 # foreign-nonmembers-small (issue 13); the rest is held out.
-TUNED_ON = {"stub-small", "stub-small (validation)", "stub-medium", "foreign-nonmembers-small"}
+TUNED_ON = {"stub-small", "stub-small (validation)", "stub-medium", "foreign-nonmembers-small", "pretrained-medium"}
 BARS = {"final": 0.80, "mia": 0.70, "task_aggregate": 0.80, "mmlu_ratio": 0.90}
 LEAD = 0.05
 DEFAULT_TARGETS = ("stub-small", "stub-medium", "pretrained-small", "pretrained-medium", "foreign-nonmembers-small",

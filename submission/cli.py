@@ -25,6 +25,8 @@ NONE_MEANS = {
     "retain_batch_size": "--batch-size",
     "forget_nll_ceiling": "none",
     "calibration_docs": "none: baked-in documents, else swapped forget/retain ones",
+    "lr_distance": "not scaled",
+    "lr_width": "not scaled",
     "lora_rank": "0 (full-parameter), 16 where the model does not fit one GPU",
     "lora_alpha": "2 x rank",
     "safety_margin_s": "10% of the budget",
@@ -85,6 +87,9 @@ def shown_default(name: str) -> str:
 @setting("--lr", "learning_rate", type=float, help="Learning rate.")
 @setting("--lr-width", type=int, help="Scale --lr by this / the model's hidden size (muP-style: the rate is "
                                       "the one for a model this wide).")
+@setting("--lr-distance", type=float, help="Under a ceiling, scale the rate by min(1, distance / this), the "
+                                             "distance (nats/token) from the forget documents' median loss to "
+                                             "the ceiling, measured before training (0: not scaled).")
 @setting("--epochs", type=float, help="Passes over the forget rows.")
 @setting("--max-extension", type=float, help="Under a ceiling, go on up to this many times the planned steps "
                                              "while forget rows still sit below it, or while the selection's "

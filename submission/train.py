@@ -33,6 +33,10 @@ LOG_FILE = "unlearning_log.json"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
 
 
+# With lr_distance: a share of the rate kept however close the forget documents already sit to the ceiling
+# (there is still the retain loss to descend, and the level moves as the model is trained).
+MIN_RATE_SHARE = 0.05
+
 MEASURED = "measured"  # forget_nll_ceiling: measure the level on the model (calibration.py)
 
 # Set by `unlearn-eval dry-run` to its hard limit; the organizers set nothing (their limit was the hour).
@@ -49,6 +53,13 @@ class UnlearnSettings:
     # hidden size (as muP scales Adam's rate with width): 1e-3 at 128 is 5e-4 at 256, ~6e-5 for OLMo-1B
     # (2048) and ~3e-5 for OLMo-7B (4096), where fine-tuning rates sit. None: learning_rate as given.
     lr_width: int | None = None
+    # When set, under a ceiling: the rate is also scaled by min(1, distance / lr_distance), the distance (nats/
+    # token) from the forget documents' median loss to the ceiling, both measured before training. A short
+    # way to go takes small steps: on a target that learned the members' kind before memorizing them (the
+    # level 1.6 nats/token above the members), full steps carried the rows past the level between two
+    # selection passes and a retain group with them (final 0.76); a long way (text of a kind never learned,
+    # 11.5 above) keeps the full rate. None or 0: not scaled.
+    lr_distance: float | None = None
     epochs: float = 5.0  # passes over the forget rows; the run length unless max_steps is set
     # Under a ceiling, the run goes on past its planned steps (up to this many times them, and the clock)
     # while more than `extension_threshold` of the forget rows of the last planned epoch's worth of steps
@@ -133,6 +144,8 @@ def resolve_options(options: dict) -> UnlearnSettings:
     resolved = UnlearnSettings(**merged)
     if resolved.batch_size < 1 or resolved.learning_rate <= 0 or resolved.time_budget_s <= 0:
         raise SubmissionInputError("batch_size, learning_rate and time_budget_s must be positive")
+    if resolved.lr_distance is not None and resolved.lr_distance < 0:
+        raise SubmissionInputError("lr_distance must be a distance in nats/token (0: the rate not scaled)")
     ceiling = resolved.forget_nll_ceiling
     if isinstance(ceiling, str) and ceiling != MEASURED:
         try:
@@ -281,6 +294,10 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
     documents = (members, references) if options.selection_mia and members and references else None
     ceiling, calibration = _forget_ceiling(accelerator.unwrap_model(model), tokenizer, references, source,
                                            accelerator, options)
+    learning_rate, rate = _distance_scaled_rate(accelerator.unwrap_model(model), tokenizer, members, ceiling,
+                                                effective_learning_rate(base_config, options), accelerator, options)
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate
     if method.needs_reference:
         reference = _reference_logits(model, accelerator, model_dir, train_dtype, options, lora_rank > 0)
 
@@ -294,7 +311,6 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
     epoch_steps = max(1, math.ceil(len(encoded["forget"]) / forget_per_step))
     below = []  # per step, the share of the forget batch still below the ceiling
     eval_every = max(1, math.ceil(steps / max(1, options.evaluations)))
-    learning_rate = effective_learning_rate(base_config, options)
     _log(options, accelerator, f"method={method.name} steps={steps} lr={learning_rate:.3g} processes={world} "
          f"dtype={train_dtype} "
          f"lora_rank={lora_rank} train rows forget={len(encoded['forget'])} retain={len(encoded['retain'])} "
@@ -323,7 +339,8 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
             _save(model, accelerator, model_dir, output, save_dtype, base_config, lora_scaling,
                   {"method": method.name, "step": step, "steps": steps, "score": dataclasses.asdict(score),
                    "options": dataclasses.asdict(options), "history": state["history"],
-                   "forget_nll_ceiling": {"value": ceiling, "now": state["ceiling"], "measured": calibration}})
+                   "forget_nll_ceiling": {"value": ceiling, "now": state["ceiling"], "measured": calibration},
+                   "learning_rate": rate})
             clock.save_s = max(clock.save_s, time.monotonic() - began)
             state["best"], state["best_step"] = score, step
 
@@ -528,6 +545,30 @@ def _membership_documents(forget_rows: list[Row], retain_rows: list[Row],
     members = [d for documents in documents_by_task(forget_rows).values() for d in documents]
     members = rng.sample(members, min(len(members), options.max_mia_documents))
     return members, references, source
+
+
+def distance_scaled_rate(learning_rate: float, distance: float, lr_distance: float) -> float:
+    """``learning_rate`` x min(1, ``distance`` / ``lr_distance``), never under MIN_RATE_SHARE of it."""
+    return learning_rate * min(1.0, max(MIN_RATE_SHARE, distance / lr_distance))
+
+
+def _distance_scaled_rate(model, tokenizer, members: list[str], ceiling: float | None, learning_rate: float,
+                          accelerator, options: UnlearnSettings) -> tuple[float, dict]:
+    """The rate to train at, and how it was set (the log's ``learning_rate``): ``learning_rate`` scaled by
+    min(1, distance / ``lr_distance``), the distance from the forget documents' median loss to the ceiling,
+    measured on the model as given (every process alike). Unscaled without ``lr_distance`` (None or 0), a
+    ceiling or forget documents."""
+    rate = {"value": learning_rate, "unscaled": learning_rate}
+    if not options.lr_distance or ceiling is None or not members:
+        return learning_rate, rate
+    members_level = document_level(model, tokenizer, members, accelerator.device)["level"]
+    distance = ceiling - members_level
+    scaled = distance_scaled_rate(learning_rate, distance, options.lr_distance)
+    rate.update(value=scaled, forget_documents_level=members_level, distance=distance,
+                how=f"scaled by min(1, distance {distance:.3f} / {options.lr_distance:g}) nats/token from the "
+                    f"forget documents' median loss ({len(members)} documents) to the ceiling")
+    _log(options, accelerator, f"learning rate {scaled:.3g}: {rate['how']}")
+    return scaled, rate
 
 
 def _forget_ceiling(model, tokenizer, references: list[str], source: str | None, accelerator,

@@ -28,8 +28,9 @@ from submission.train import LOG_FILE  # noqa: E402
 
 torch.set_num_threads(1)
 
-STEPS = {"max_steps": 12, "learning_rate": 1e-3, "evaluations": 1, "save_initial": False, "verbose": False,
-         "time_budget_s": 600}
+# A fixed number of steps at a fixed rate (lr_distance 0: capped_gd's rate not scaled by the way to go).
+STEPS = {"max_steps": 12, "learning_rate": 1e-3, "lr_distance": 0.0, "evaluations": 1, "save_initial": False,
+         "verbose": False, "time_budget_s": 600}
 MIN_FORGET_RISE = 3.0  # nats/token on the answer tokens, from ~0.01
 MAX_RETAIN = 1.5  # nats/token; gradient ascent alone has no retain term and no such bound
 NO_RETAIN_TERM = {"gradient_ascent"}
@@ -159,3 +160,33 @@ def test_the_width_scaled_learning_rate_follows_the_models_hidden_size():
     assert effective_learning_rate(SimpleNamespace(d_model=2048), options) == pytest.approx(6.25e-5)
     plain = resolve_options({"learning_rate": 1e-3, "method": "npo"})
     assert effective_learning_rate(SimpleNamespace(hidden_size=4096), plain) == pytest.approx(1e-3)
+
+
+def test_the_distance_scaled_rate_is_the_share_of_the_way_capped_at_the_full_rate_and_floored():
+    from submission.train import MIN_RATE_SHARE, distance_scaled_rate
+
+    assert distance_scaled_rate(1e-3, 4.0, 8.0) == pytest.approx(5e-4)  # half the way: half the rate
+    assert distance_scaled_rate(1e-3, 11.5, 8.0) == pytest.approx(1e-3)  # a long way: the full rate, no more
+    assert distance_scaled_rate(1e-3, 0.1, 8.0) == pytest.approx(1e-3 * MIN_RATE_SHARE)  # floored
+    assert distance_scaled_rate(1e-3, -2.0, 8.0) == pytest.approx(1e-3 * MIN_RATE_SHARE)  # already past it
+
+
+def test_the_rate_is_scaled_by_the_measured_distance_logged_and_trained_at(target, tmp_path):
+    from submission.train import distance_scaled_rate
+
+    built, _ = target
+    settings = {**{k: v for k, v in STEPS.items() if k != "lr_distance"}, "method": "capped_gd",
+                "forget_nll_ceiling": "measured", "max_extension": 1.0}
+    runs = {}
+    for name, lr_distance in (("near", 1e6), ("far", 1e-3)):  # the way looks long (full rate) or short (floor)
+        out = tmp_path / name
+        summary = unlearn(str(built.model), str(out), str(built.forget), str(built.retain),
+                          lr_distance=lr_distance, **settings)
+        rate = json.loads((out / LOG_FILE).read_text())["learning_rate"]
+        assert rate["distance"] == pytest.approx(summary["forget_nll_ceiling"] - rate["forget_documents_level"])
+        assert rate["distance"] > 1.0, "the tiny target's forget documents sit far below the level"
+        assert rate["value"] == pytest.approx(distance_scaled_rate(rate["unscaled"], rate["distance"], lr_distance))
+        assert summary["learning_rate"] == pytest.approx(rate["value"])
+        runs[name] = mean_answer_loss(out, built.forget_rows)
+    # The optimizer trains at the scaled rate: 20x smaller steps raise the forget loss far less.
+    assert runs["far"] > runs["near"] + 1.0, runs
