@@ -294,8 +294,11 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
     documents = (members, references) if options.selection_mia and members and references else None
     ceiling, calibration = _forget_ceiling(accelerator.unwrap_model(model), tokenizer, references, source,
                                            accelerator, options)
-    learning_rate, rate = _distance_scaled_rate(accelerator.unwrap_model(model), tokenizer, members, ceiling,
-                                                effective_learning_rate(base_config, options), accelerator, options)
+    # Every process measures (under ZeRO-3 the forward passes are collective); the main one's rate is taken by
+    # all, so that no process steps at a rate a rounding apart from another's.
+    learning_rate, rate = _main_decides(accelerator, _distance_scaled_rate(
+        accelerator.unwrap_model(model), tokenizer, members, ceiling, effective_learning_rate(base_config, options),
+        accelerator, options))
     for group in optimizer.param_groups:
         group["lr"] = learning_rate
     if method.needs_reference:
