@@ -14,6 +14,7 @@ import json
 import math
 import os
 import random
+import statistics
 import sys
 import time
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from pathlib import Path
 import torch
 
 from . import checkpoint
-from .calibration import calibration_documents, document_level, documents_by_task, reference_documents
+from .calibration import calibration_documents, document_level, document_losses, documents_by_task, reference_documents
 from .data import Row, SubmissionInputError, collate, encode_row, load_rows, split_selection_rows
 from .hub import resolve_model
 from .methods import METHODS, LossInputs, get_method
@@ -564,7 +565,8 @@ def _distance_scaled_rate(model, tokenizer, members: list[str], ceiling: float |
     rate = {"value": learning_rate, "unscaled": learning_rate}
     if not options.lr_distance or ceiling is None or not members:
         return learning_rate, rate
-    members_level = document_level(model, tokenizer, members, accelerator.device)["level"]
+    # The forget documents' median loss (document_level's "how" describes references, not these).
+    members_level = statistics.median(document_losses(model, tokenizer, members, accelerator.device))
     distance = ceiling - members_level
     scaled = distance_scaled_rate(learning_rate, distance, options.lr_distance)
     rate.update(value=scaled, forget_documents_level=members_level, distance=distance,
