@@ -112,6 +112,10 @@ def shown_default(name: str) -> str:
          help="Documents of the members' kind the model never saw (a folder of .jsonl files with a 'document' "
               "field, like the release's mia_data/nonmember.jsonl, or .txt files): the 'measured' level and "
               "the selection's membership score use them instead of swapped forget/retain documents.")
+@setting("--swapped-words", type=click.Choice(["capitalized", "proper_nouns"]),
+         help="Without calibration documents, which words the swapped forget/retain documents swap: every "
+              "capitalized word, number and e-mail address, or not a capitalized word opening a sentence "
+              "(nearer the level on a model that learned the members' kind first: README, 'Methods').")
 @setting("--lora-rank", type=int, help="LoRA rank (0: full-parameter training).")
 @setting("--lora-alpha", type=float, help="LoRA alpha.")
 @setting("--gradient-checkpointing/--no-gradient-checkpointing",

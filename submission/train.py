@@ -23,7 +23,14 @@ from pathlib import Path
 import torch
 
 from . import checkpoint
-from .calibration import calibration_documents, document_level, document_losses, documents_by_task, reference_documents
+from .calibration import (
+    SWAP_RULES,
+    calibration_documents,
+    document_level,
+    document_losses,
+    documents_by_task,
+    reference_documents,
+)
 from .data import Row, SubmissionInputError, collate, encode_row, load_rows, split_selection_rows
 from .hub import resolve_model
 from .methods import METHODS, LossInputs, get_method
@@ -90,6 +97,11 @@ class UnlearnSettings:
     # level and the selection's membership score are measured on them instead of on swapped documents. None:
     # those baked into the packed file by `unlearn-eval pack --calibration-docs`, if any.
     calibration_docs: str | None = None
+    # Without calibration documents, which words the swapped documents swap (calibration.SWAP_RULES):
+    # "capitalized" (every capitalized word, number, e-mail address) or "proper_nouns" (not the capitalized
+    # word opening a sentence). On the memorizing stub targets the first comes nearer the unseen documents'
+    # level, on the targets that learned the members' kind first the second (docs/methods.md).
+    swapped_words: str = "capitalized"
     ascent_taper: float = 0.0  # the ascent's push fades over this share of the ceiling below it (methods.ascent_term)
     sc_loss_on_prompt: bool = True  # sentence-completion rows: loss on the whole passage, not just the continuation
     lora_rank: int | None = None  # 0: full-parameter; >0: LoRA of that rank, merged before saving; None: see _auto_lora
@@ -156,6 +168,9 @@ def resolve_options(options: dict) -> UnlearnSettings:
                                        f"not {ceiling!r}") from None
     if not 0 <= resolved.holdout_fraction < 1:
         raise SubmissionInputError("holdout_fraction must be in [0, 1)")
+    if resolved.swapped_words not in SWAP_RULES:
+        raise SubmissionInputError(f"swapped_words must be one of {', '.join(SWAP_RULES)}, "
+                                   f"not {resolved.swapped_words!r}")
     if resolved.calibration_docs is not None:
         calibration_documents(resolved.calibration_docs)  # a bad folder fails here, before anything is written
     return resolved
@@ -544,7 +559,9 @@ def _membership_documents(forget_rows: list[Row], retain_rows: list[Row],
     rng = random.Random(options.seed)
     references, source = calibration_documents(options.calibration_docs)
     if not references:
-        references = reference_documents(forget_rows + retain_rows, seed=options.seed)
+        references = reference_documents(forget_rows + retain_rows, seed=options.seed, rule=options.swapped_words)
+        source = (f"forget/retain documents with their entities ({options.swapped_words}) swapped across documents "
+                  f"of the same task (no calibration documents given)")
     references = rng.sample(references, min(len(references), options.max_mia_documents * 2))
     members = [d for documents in documents_by_task(forget_rows).values() for d in documents]
     members = rng.sample(members, min(len(members), options.max_mia_documents))

@@ -52,6 +52,34 @@ def test_a_number_is_swapped_for_a_number_of_the_same_length():
         assert len(year) == 4 and year in {"1961", "1978"} and phone in {"555-0142", "555-0188"}
 
 
+STORIES = [
+    "Mireille had run the tea house for eleven years. One evening a stranger named Ysolde arrived. The compass, "
+    "Linnea explained, was a gift.",
+    "Tobias had kept the lighthouse for nine years. One morning a sailor named Corvin arrived. The map, Edda "
+    "explained, was a loan.",
+]
+
+
+def test_the_proper_nouns_rule_leaves_a_sentence_opening_word_in_place_and_swaps_the_names():
+    opening = {"Mireille", "Tobias", "One", "The"}  # each opens a sentence
+    names = {"Ysolde", "Linnea", "Corvin", "Edda"}
+    for text in swapped_documents(STORIES, copies=4, rng=random.Random(0), rule="proper_nouns"):
+        words = ENTITY.findall(text)
+        # The sentence openers stay where they were: the phrasing of the original, openers included.
+        assert [w for w in words if w in opening] in (["Mireille", "One", "The"], ["Tobias", "One", "The"])
+        # A name inside a sentence is swapped for a name inside a sentence of the other story.
+        assert {w for w in words if w not in opening} <= names
+        assert text not in STORIES
+    # Under the default rule an opener can take a name's place (and a name an opener's).
+    every = swapped_documents(STORIES, copies=4, rng=random.Random(0))
+    assert any(ENTITY.findall(text)[0] not in {"Mireille", "Tobias"} for text in every)
+
+
+def test_an_unknown_swap_rule_is_refused_with_the_choices():
+    with pytest.raises(SubmissionInputError, match="swapped_words must be one of capitalized, proper_nouns"):
+        resolve_options({"swapped_words": "nouns"})
+
+
 def test_documents_by_task_takes_whole_passages_of_sentence_completion_rows_only():
     rows = [Row("asc1", "Ardelia was", " born in 1961.", "Task2"),
             Row("aqa0", "When was Ardelia born?", "1961", "Task2"),

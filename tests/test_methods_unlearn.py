@@ -190,3 +190,17 @@ def test_the_rate_is_scaled_by_the_measured_distance_logged_and_trained_at(targe
         runs[name] = mean_answer_loss(out, built.forget_rows)
     # The optimizer trains at the scaled rate: 20x smaller steps raise the forget loss far less.
     assert runs["far"] > runs["near"] + 1.0, runs
+
+
+def test_the_swap_rule_chooses_the_documents_the_level_is_measured_on_and_the_log_says_which(target, tmp_path):
+    built, _ = target
+    settings = {**STEPS, "max_steps": 1, "method": "capped_gd", "forget_nll_ceiling": "measured",
+                "max_extension": 1.0}
+    measured = {}
+    for rule in ("capitalized", "proper_nouns"):
+        out = tmp_path / rule
+        unlearn(str(built.model), str(out), str(built.forget), str(built.retain), swapped_words=rule, **settings)
+        measured[rule] = json.loads((out / LOG_FILE).read_text())["forget_nll_ceiling"]["measured"]
+        assert f"entities ({rule}) swapped" in measured[rule]["how"]
+    # Other documents, so another level: the rule reaches the measurement.
+    assert measured["capitalized"]["level"] != pytest.approx(measured["proper_nouns"]["level"], abs=1e-3)
