@@ -137,16 +137,38 @@ UnlearnOptions = UnlearnSettings
 # Per-method settings that differ from the shared defaults (each method's own, see methods.METHODS).
 METHOD_DEFAULTS: dict[str, dict] = {name: dict(method.defaults) for name, method in METHODS.items()}
 
+# Settings baked into the packed file by `unlearn-eval pack --set NAME=VALUE` (the organizers' call passes four
+# paths and nothing else): they replace the method's defaults, and options given to unlearn() replace them.
+# Empty in the package.
+BAKED_SETTINGS: dict = {}
+
+# What a setting's annotation (UnlearnSettings) accepts; an int is a float too.
+_ANNOTATION_TYPES = {"float": (int, float), "int": (int,), "str": (str,), "bool": (bool,), "None": (type(None),)}
+
+
+def _check_types(settings: dict) -> None:
+    """One line naming the setting whose value is not of its annotated type: a baked "learning_rate=abc" would
+    otherwise fail deep in the run, on the organizers' machine."""
+    annotations = {f.name: f.type for f in dataclasses.fields(UnlearnSettings)}
+    for name, value in settings.items():
+        kinds = [part.strip() for part in str(annotations[name]).split("|")]
+        allowed = tuple(t for kind in kinds for t in _ANNOTATION_TYPES.get(kind, (object,)))
+        if not isinstance(value, allowed) or (isinstance(value, bool) and "bool" not in kinds):
+            raise SubmissionInputError(f"baked setting {name}: {value!r} is not of type {annotations[name]}")
+
 
 def resolve_options(options: dict) -> UnlearnSettings:
     known = {f.name for f in dataclasses.fields(UnlearnSettings)}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise SubmissionInputError(f"unknown option(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-    method = options.get("method", DEFAULT_METHOD)
+    for given, where in ((BAKED_SETTINGS, "baked setting(s)"), (options, "option(s)")):
+        unknown = sorted(set(given) - known)
+        if unknown:
+            raise SubmissionInputError(f"unknown {where} {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    _check_types(BAKED_SETTINGS)  # a Python caller's own values are the caller's (a Path for a folder is fine)
+    chosen = {**BAKED_SETTINGS, **{k: v for k, v in options.items() if v is not None}}
+    method = chosen.get("method", DEFAULT_METHOD)
     if method not in METHODS:
         raise SubmissionInputError(f"unknown method {method!r} (one of {', '.join(METHODS)})")
-    merged = {**METHOD_DEFAULTS[method], **{k: v for k, v in options.items() if v is not None}}
+    merged = {**METHOD_DEFAULTS[method], **chosen}
     if merged.get("time_budget_s") is None and os.environ.get(TIME_LIMIT_VARIABLE):
         # The dry-run's hard limit (the organizers' hour scaled to the stub): pace the run to it.
         try:

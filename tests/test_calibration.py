@@ -123,3 +123,16 @@ def test_by_default_every_forget_row_is_trained_on():
     training, selection = _selection_slices(rows, rows, resolve_options({}))
     assert training["forget"] == rows and training["retain"] == rows
     assert selection["forget"] and all(row in rows for row in selection["forget"])
+
+
+def test_baked_settings_replace_the_methods_defaults_and_given_options_replace_them(monkeypatch):
+    import submission.train as train
+
+    monkeypatch.setattr(train, "BAKED_SETTINGS", {"swapped_words": "proper_nouns", "lr_distance": 6})
+    assert resolve_options({}).swapped_words == "proper_nouns" and resolve_options({}).lr_distance == 6
+    assert resolve_options({"lr_distance": 4.0}).lr_distance == 4.0
+    monkeypatch.setattr(train, "BAKED_SETTINGS", {"method": "npo"})
+    assert resolve_options({}).method == "npo" and resolve_options({}).beta == 0.1
+    monkeypatch.setattr(train, "BAKED_SETTINGS", {"epochs": "five"})
+    with pytest.raises(SubmissionInputError, match="baked setting epochs: 'five' is not of type float"):
+        resolve_options({})

@@ -210,3 +210,41 @@ def test_pack_command_from_another_folder(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("wrote unlearn_submission.py ")
     assert out.read_text() == render("submission")[0]
+
+
+def test_pack_bakes_settings_and_the_packed_file_runs_with_them(tmp_path):
+    """`pack --set NAME=VALUE`: the organizers' four-path call runs with the baked settings."""
+    sys.path.insert(0, str(PROJECT / "tests"))
+    from tiny_target import build_tiny_target
+
+    built = build_tiny_target(tmp_path / "target", steps=150)
+    result = CliRunner().invoke(main, ["pack", "--out", str(tmp_path), "--set", "swapped_words=proper_nouns",
+                                       "--set", "max_steps=1", "--set", "evaluations=1", "--set", "verbose=False"])
+    assert result.exit_code == 0, result.output
+    assert "settings baked in: {'swapped_words': 'proper_nouns', 'max_steps': 1" in result.output
+    packed = tmp_path / "unlearn_submission.py"
+    out = tmp_path / "out"
+    run = subprocess.run([sys.executable, str(packed), str(built.model), str(out), str(built.forget),
+                          str(built.retain)], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
+    assert run.returncode == 0, run.stderr[-2000:]
+    log = json.loads((out / "unlearning_log.json").read_text(encoding="utf-8"))
+    assert log["options"]["swapped_words"] == "proper_nouns" and log["options"]["max_steps"] == 1
+    assert "entities (proper_nouns) swapped" in log["forget_nll_ceiling"]["measured"]["how"]
+    # Without --set nothing is baked: the package's source is packed unchanged.
+    plain, _ = render("submission")
+    assert "BAKED_SETTINGS: dict = {}" in plain
+
+
+@pytest.mark.parametrize("pair, problem", [
+    ("swapped_words=nouns", "the packed submission refuses its settings: swapped_words must be one of"),
+    ("learning_rate=abc", "baked setting learning_rate: 'abc' is not of type float"),
+    ("lr=3", "--set lr: no such setting (known: "),
+    ("learning_rate", "--set learning_rate: expected NAME=VALUE"),
+    ("calibration_docs=/data/cal", "--calibration-docs DIR bakes the documents themselves"),
+])
+def test_pack_refuses_a_bad_setting_in_one_line_and_writes_nothing(tmp_path, pair, problem):
+    result = CliRunner().invoke(main, ["pack", "--out", str(tmp_path), "--set", pair])
+    assert result.exit_code == 2, result.output
+    assert problem in result.output and len(result.output.strip().splitlines()) == 1, result.output
+    assert not (tmp_path / "unlearn_submission.py").exists()

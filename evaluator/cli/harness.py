@@ -29,7 +29,7 @@ from evaluator.harness.check import (
     run_checks,
     validate_thresholds,
 )
-from evaluator.harness.pack import DEFAULT_PACKAGE, PACKED_FILE, pack
+from evaluator.harness.pack import DEFAULT_PACKAGE, PACKED_FILE, pack, parse_settings
 from evaluator.harness.settings import DryRunSettings
 
 DRY_RUN = DryRunSettings()  # the defaults
@@ -157,13 +157,19 @@ def dry_run_command(submission, model, data, split, mia, mmlu_data, python, time
               help="Bake these documents of the members' kind that the target never saw (a folder of .jsonl files "
                    "with a 'document' field, like the release's mia_data/nonmember.jsonl, or .txt files) into the "
                    "file: the submission measures its forget-loss level on them, on the model it is handed.")
-def pack_command(submission, out, calibration_docs):
+@click.option("--set", "settings", multiple=True, metavar="NAME=VALUE", show_default="none: the package's defaults",
+              help="Bake a setting of the submission (a field of UnlearnSettings, as `unlearn --help` lists them "
+                   "with dashes: swapped_words=proper_nouns, lr_distance=6) into the file: the organizers' call "
+                   "passes four paths and nothing else. Repeatable; checked by the packed file before it is written.")
+def pack_command(submission, out, calibration_docs, settings):
     """One self-contained .py file with unlearn() and every module of the package it needs (the organizers
     took a single file), written to OUT/unlearn_submission.py. Check it with: unlearn-eval dry-run --submission
     OUT/unlearn_submission.py."""
-    result = pack(submission, out_folder(out, PACKED_FILE) / PACKED_FILE, calibration_docs)
+    baked = parse_settings(settings)
+    result = pack(submission, out_folder(out, PACKED_FILE) / PACKED_FILE, calibration_docs, baked)
     click.echo(f"wrote {result.path} ({len(result.text.encode()) // 1024} KiB): {', '.join(result.modules)}"
-               + (f"; calibration documents from {calibration_docs} baked in" if calibration_docs else ""))
+               + (f"; calibration documents from {calibration_docs} baked in" if calibration_docs else "")
+               + (f"; settings baked in: {baked}" if baked else ""))
 
 
 @click.command("check")

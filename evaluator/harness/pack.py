@@ -22,6 +22,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import importlib.util
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -274,6 +275,55 @@ def read_calibration_docs(path: str | Path) -> dict[str, str]:
     return out
 
 
+# Where ``pack --set NAME=VALUE`` bakes settings: a dict in this module, whose NAMEs are the fields of this class.
+SETTINGS_MODULE, SETTINGS_CONSTANT, SETTINGS_CLASS = "train", "BAKED_SETTINGS", "UnlearnSettings"
+
+
+def parse_settings(pairs: list[str] | tuple[str, ...]) -> dict:
+    """``NAME=VALUE`` pairs as a dict; a VALUE is a Python literal (``5e-4``, ``None``, ``True``) or else the
+    text itself (``proper_nouns``)."""
+    settings = {}
+    for pair in pairs:
+        name, equals, value = pair.partition("=")
+        if not equals or not name.strip().isidentifier():
+            raise InputError(f"--set {pair}: expected NAME=VALUE (e.g. swapped_words=proper_nouns)")
+        try:
+            settings[name.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            settings[name.strip()] = value.strip()
+    return settings
+
+
+def setting_names(module: ModuleSource) -> list[str]:
+    """The fields of ``module``'s settings class (SETTINGS_CLASS), read from its source."""
+    for node in ast.parse(module.source).body:
+        if isinstance(node, ast.ClassDef) and node.name == SETTINGS_CLASS:
+            return [item.target.id for item in node.body
+                    if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name)]
+    raise InputError(f"{module.path}: no class {SETTINGS_CLASS} to read the settings' names from")
+
+
+def check_baked_settings(text: str, top: str) -> None:
+    """Run the packed file's own check of its baked settings (``resolve_options``) in a fresh interpreter:
+    a value the submission refuses stops the pack here, not the organizers' run. The evaluator never imports
+    the submission; this runs the packed text, as the dry-run does."""
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        packed = Path(folder) / "packed.py"
+        packed.write_text(text, encoding="utf-8")
+        code = (f"import runpy, sys; runpy.run_path({str(packed)!r}); "
+                f"sys.modules[{f'{top}.{SETTINGS_MODULE}'!r}].resolve_options({{}})")
+        done = subprocess.run([sys.executable, "-c", code], cwd=folder, capture_output=True, text=True,
+                              timeout=300)
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+        last = re.sub(r"^[\w.]+(Error|Exception): ", "", lines[-1]) if lines else "no message"
+        raise InputError(f"--set: the packed submission refuses its settings: {last}")
+
+
 def bake_constant(module: ModuleSource, name: str, value) -> None:
     """Replace the value of ``module``'s top-level assignment to ``name`` with ``repr(value)``."""
     for node in ast.parse(module.source).body:
@@ -290,18 +340,33 @@ def bake_constant(module: ModuleSource, name: str, value) -> None:
     raise InputError(f"{module.path}: no top-level assignment to {name} to bake into")
 
 
-def render(top: str, filename: str = "unlearn_submission.py",
-           calibration_files: dict[str, str] | None = None) -> tuple[str, list[str]]:
+def render(top: str, filename: str = "unlearn_submission.py", calibration_files: dict[str, str] | None = None,
+           settings: dict | None = None) -> tuple[str, list[str]]:
     """The packed file's text for package ``top``, and its modules in the order they are executed.
-    ``calibration_files`` (``read_calibration_docs``) are baked into ``top.calibration``."""
+    ``calibration_files`` (``read_calibration_docs``) are baked into ``top.calibration``, ``settings``
+    (``parse_settings``) into ``top.train``."""
     modules, root = discover(top)
-    baked = "none"
+    baked = []
     if calibration_files:
         module = modules.get(f"{top}.{CALIBRATION_MODULE}")
         if module is None:
             raise InputError(f"{top}: no {CALIBRATION_MODULE} module to bake calibration documents into")
         bake_constant(module, CALIBRATION_CONSTANT, calibration_files)
-        baked = f"{module.name}.{CALIBRATION_CONSTANT} = {len(calibration_files)} calibration file(s)"
+        baked.append(f"{module.name}.{CALIBRATION_CONSTANT} = {len(calibration_files)} calibration file(s)")
+    if settings:
+        module = modules.get(f"{top}.{SETTINGS_MODULE}")
+        if module is None:
+            raise InputError(f"{top}: no {SETTINGS_MODULE} module to bake settings into")
+        known = setting_names(module)
+        if "calibration_docs" in settings:  # a path on this machine, not on the organizers'
+            raise InputError("--set calibration_docs: a folder here is not on the organizers' machine; "
+                             "--calibration-docs DIR bakes the documents themselves")
+        unknown = sorted(set(settings) - set(known))
+        if unknown:
+            raise InputError(f"--set {', '.join(unknown)}: no such setting (known: {', '.join(sorted(known))})")
+        bake_constant(module, SETTINGS_CONSTANT, settings)
+        baked.append(f"{module.name}.{SETTINGS_CONSTANT} = {settings!r}")
+    baked = "; ".join(baked) or "none"
     for module in modules.values():
         module.imports = read_imports(module, modules, top, root)
     order = dependency_order(modules, top)
@@ -342,14 +407,19 @@ DEFAULT_OUT = Path(PACKED_FILE)
 
 
 def pack(package: str = DEFAULT_PACKAGE, out: str | Path = DEFAULT_OUT,
-         calibration_docs: str | Path | None = None) -> PackResult:
+         calibration_docs: str | Path | None = None, settings: dict | None = None) -> PackResult:
     """Write the packed file atomically (a reader sees the old file or the whole new one), with the calibration
-    documents at ``calibration_docs`` baked in when given (the submission measures its level on them)."""
+    documents at ``calibration_docs`` baked in when given (the submission measures its level on them), and
+    ``settings`` (name -> value, ``parse_settings``) as the submission's defaults, checked by the packed file
+    itself before anything is written."""
     out = Path(out)
     if out.suffix != ".py":
         raise InputError(f"{out}: the packed file must end in .py")
     if out.is_dir():
         raise InputError(f"{out}: is a directory")
-    text, order = render(package, out.name, read_calibration_docs(calibration_docs) if calibration_docs else None)
+    text, order = render(package, out.name, read_calibration_docs(calibration_docs) if calibration_docs else None,
+                         settings)
+    if settings:
+        check_baked_settings(text, package)
     write_text_atomic(out, text)
     return PackResult(out, order, text)
