@@ -13,6 +13,7 @@ import sys
 
 import click
 
+from .calibration import SWAP_RULES
 from .data import SubmissionInputError
 from .methods import METHODS
 from .train import DEFAULT_METHOD, METHOD_DEFAULTS, UnlearnSettings, unlearn
@@ -112,7 +113,7 @@ def shown_default(name: str) -> str:
          help="Documents of the members' kind the model never saw (a folder of .jsonl files with a 'document' "
               "field, like the release's mia_data/nonmember.jsonl, or .txt files): the 'measured' level and "
               "the selection's membership score use them instead of swapped forget/retain documents.")
-@setting("--swapped-words", type=click.Choice(["capitalized", "proper_nouns"]),
+@setting("--swapped-words", type=click.Choice(list(SWAP_RULES)),
          help="Without calibration documents, which words the swapped forget/retain documents swap: every "
               "capitalized word, number and e-mail address, or not a capitalized word opening a sentence "
               "(nearer the level on a model that learned the members' kind first: README, 'Methods').")

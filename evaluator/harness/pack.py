@@ -316,8 +316,11 @@ def check_baked_settings(text: str, top: str) -> None:
         packed.write_text(text, encoding="utf-8")
         code = (f"import runpy, sys; runpy.run_path({str(packed)!r}); "
                 f"sys.modules[{f'{top}.{SETTINGS_MODULE}'!r}].resolve_options({{}})")
-        done = subprocess.run([sys.executable, "-c", code], cwd=folder, capture_output=True, text=True,
-                              timeout=300)
+        try:
+            done = subprocess.run([sys.executable, "-c", code], cwd=folder, capture_output=True, text=True,
+                                  timeout=300)
+        except subprocess.TimeoutExpired:
+            raise InputError("--set: the packed submission did not finish checking its settings in 300 s") from None
     if done.returncode != 0:
         lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
         last = re.sub(r"^[\w.]+(Error|Exception): ", "", lines[-1]) if lines else "no message"
