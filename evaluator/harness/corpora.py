@@ -151,10 +151,12 @@ def pretraining_corpus(seeds: int, seen: Seen) -> list[str]:
     return [d.text for d in unseen_documents(range(SEED + 1, SEED + 1 + seeds), seen)]
 
 
-def stub_calibration(seen: Seen, per_task: int = CALIBRATION_PER_TASK) -> list[dict]:
-    """Never-seen documents of the stub's kinds (``per_task`` of each task), from seeds of their own."""
+def stub_calibration(seen: Seen, per_task: int = CALIBRATION_PER_TASK,
+                     first_seed: int = CALIBRATION_SEED) -> list[dict]:
+    """Never-seen documents of the stub's kinds (``per_task`` of each task), from seeds of their own (from
+    ``first_seed`` on; benchmarks/bench_calibration_draws.py draws others)."""
     chosen: dict[str, list[Document]] = {task: [] for task in TASKS}
-    seed = CALIBRATION_SEED
+    seed = first_seed
     while any(len(docs) < per_task for docs in chosen.values()):
         for document in unseen_documents(range(seed, seed + 1), seen):
             if len(chosen[document.task]) < per_task:
