@@ -55,6 +55,7 @@ PER_COMMAND = {
     "--batch-size": "rows per batch of whatever the command runs: generation, MMLU prompts, training",
     "--seed": "the seed of whatever the command draws: bootstrap resamples, the training order",
     "--submission": "the submission to run (dry-run) or the package to pack (pack)",
+    "--set": "a setting of what the command makes: the submission it packs (pack), the target it trains (make-target)",
 }
 
 

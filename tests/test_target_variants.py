@@ -256,3 +256,28 @@ def test_a_model_copy_leaves_the_documents_behind(builds, tmp_path):
     names = {p.name for p in (tmp_path / "model_in").iterdir()}
     assert "model.safetensors" in names and corpora.BUILD_RECORD in names
     assert names.isdisjoint(corpora.EXTRA_FOLDERS)
+
+
+def test_make_target_set_changes_a_setting_and_with_it_the_hash():
+    overrides = TargetSettings.check_overrides({"lume_documents": 8, "min_mmlu": 0.9})
+    changed = TargetSettings.for_variant("lume", "small", **overrides)
+    assert changed.lume_documents == 8 and changed.min_mmlu == 0.9 and changed.size == "small"
+    plain = TargetSettings.for_variant("lume", "small")
+    assert build_hash(STUB, changed) != build_hash(STUB, plain)
+
+
+@pytest.mark.parametrize("pair, problem", [
+    ("lume_docs=8", "--set lume_docs: no such target setting (known: "),
+    ("lume_documents=eight", "--set lume_documents='eight': not of type int"),
+    ("min_mmlu=True", "--set min_mmlu=True: not of type float"),
+    ("variant=stub", "--set variant: choose it with --variant"),
+    ("lume_documents", "--set lume_documents: expected NAME=VALUE (e.g. lume_documents=8)"),
+])
+def test_make_target_refuses_a_bad_setting_in_one_line_before_training(pair, problem):
+    from click.testing import CliRunner
+
+    from evaluator.cli import main
+
+    result = CliRunner().invoke(main, ["make-target", "--set", pair, "--quiet"])
+    assert result.exit_code == 2, result.output
+    assert problem in result.output and len(result.output.strip().splitlines()) == 1, result.output

@@ -60,16 +60,21 @@ def make_stub(out):
               show_default="$LUME_HARNESS_CACHE (or ~/.cache/lume-harness)/target-<hash>; other variants and sizes: "
                            "target-<variant>-<size>-<hash>",
               help="Model folder.")
+@click.option("--set", "settings", multiple=True, metavar="NAME=VALUE", show_default="none: the variant's",
+              help="Change a setting of the variant's build (a field of evaluator.harness.target.TargetSettings, "
+                   "e.g. lume_documents=8 min_mmlu=0.9): the target gets its own hash and cache folder. "
+                   "Repeatable.")
 @progress_option(True, "Progress bar while training (--quiet: none).")
-def make_target(data, variant, size, out, progress):
+def make_target(data, variant, size, out, settings, progress):
     """Train (or reuse from the cache) the tiny OLMo target that memorizes the stub; prints its folder last.
     The folder also holds the target's MIA documents (mia/member.jsonl, mia/nonmember.jsonl, mia/validation/),
     never-seen documents of the members' kind (calibration/nonmember.jsonl) and, for lume, its data (data/)."""
     from evaluator.harness.target import TargetCheckFailed, TargetSettings, build_target  # lazy: torch
 
     try:
-        settings = TargetSettings.for_variant(variant, size)
-        build = build_target(data, out, settings, progress=progress, log=lambda line: click.echo(line, err=True))
+        overrides = TargetSettings.check_overrides(parse_settings(settings, example="lume_documents=8"))
+        build = build_target(data, out, TargetSettings.for_variant(variant, size, **overrides), progress=progress,
+                             log=lambda line: click.echo(line, err=True))
     except TargetCheckFailed as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)

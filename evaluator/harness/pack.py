@@ -279,14 +279,14 @@ def read_calibration_docs(path: str | Path) -> dict[str, str]:
 SETTINGS_MODULE, SETTINGS_CONSTANT, SETTINGS_CLASS = "train", "BAKED_SETTINGS", "UnlearnSettings"
 
 
-def parse_settings(pairs: list[str] | tuple[str, ...]) -> dict:
-    """``NAME=VALUE`` pairs as a dict; a VALUE is a Python literal (``5e-4``, ``None``, ``True``) or else the
-    text itself (``proper_nouns``)."""
+def parse_settings(pairs: list[str] | tuple[str, ...], example: str = "swapped_words=proper_nouns") -> dict:
+    """``NAME=VALUE`` pairs (``--set``, of ``pack`` and ``make-target``) as a dict; a VALUE is a Python literal
+    (``5e-4``, ``None``, ``True``) or else the text itself (``proper_nouns``)."""
     settings = {}
     for pair in pairs:
         name, equals, value = pair.partition("=")
         if not equals or not name.strip().isidentifier():
-            raise InputError(f"--set {pair}: expected NAME=VALUE (e.g. swapped_words=proper_nouns)")
+            raise InputError(f"--set {pair}: expected NAME=VALUE (e.g. {example})")
         try:
             settings[name.strip()] = ast.literal_eval(value.strip())
         except (ValueError, SyntaxError):

@@ -119,6 +119,24 @@ class TargetSettings:
             raise InputError(f"target size {size!r}: expected one of {', '.join(SIZES)}")
         return cls(**{**VARIANT_SETTINGS.get(variant, {}), **SIZES[size], "variant": variant, **overrides})
 
+    @classmethod
+    def check_overrides(cls, overrides: dict) -> dict:
+        """``overrides`` (``make-target --set``), each a field of these settings with a value of its type; an
+        InputError naming the first that is not."""
+        annotations = {f.name: str(f.type) for f in fields(cls)}
+        for name, value in overrides.items():
+            if name == "variant":
+                raise InputError("--set variant: choose it with --variant")
+            if name not in annotations:
+                raise InputError(f"--set {name}: no such target setting (known: {', '.join(sorted(annotations))})")
+            kinds = {part.strip() for part in annotations[name].split("|")}
+            fits = ((value is None and "None" in kinds) or (isinstance(value, str) and "str" in kinds)
+                    or (not isinstance(value, bool) and isinstance(value, int) and kinds & {"int", "float"})
+                    or (isinstance(value, float) and "float" in kinds))
+            if not fits:
+                raise InputError(f"--set {name}={value!r}: not of type {annotations[name]}")
+        return overrides
+
     @property
     def size(self) -> str:
         """The name of the preset whose dimensions these are (``corpora.SIZES``), else "custom"."""
