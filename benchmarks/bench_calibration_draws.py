@@ -36,7 +36,7 @@ def main() -> None:
 
     from evaluator.core.atomic import write_text_atomic
     from evaluator.harness import corpora
-    from evaluator.harness.target import TargetSettings, read_stub
+    from evaluator.harness.target import TargetSettings, plan_target
     from submission.calibration import document_losses
 
     torch.set_num_threads(1)
@@ -45,13 +45,8 @@ def main() -> None:
     settings = TargetSettings(**record["settings"])
     if settings.variant not in ("stub", "pretrained"):
         sys.exit(f"{folder}: a {settings.variant} target; its calibration documents are not stub draws")
-    data = Path(record["data"])
-    # What the build saw, in the build's order (target.plan_target): data, MIA documents, corpus, calibration.
-    content, mia = read_stub(data), corpora.stub_mia(data)
-    seen = corpora.Seen.of(content.rows, [r for pair in mia.values() for r in pair[0] + pair[1]])
-    if settings.variant == "pretrained":
-        corpora.pretraining_corpus(settings.corpus_seeds, seen)
-    shipped = corpora.stub_calibration(seen)
+    plan = plan_target(record["data"], settings)  # the build's own plan: its documents, and all they avoid
+    shipped = plan.documents.calibration
 
     model = AutoModelForCausalLM.from_pretrained(folder).eval()
     tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -66,11 +61,12 @@ def main() -> None:
     report = {"target": str(folder), "variant": settings.variant}
     scored = read(folder / "mia" / "nonmember.jsonl")
     report["scored_nonmembers"], _ = median(scored)
-    report["shipped_calibration"], _ = median(read(folder / "calibration" / "nonmember.jsonl"))
-    assert read(folder / "calibration" / "nonmember.jsonl") == [r["document"] for r in shipped], "rebuilt draw differs"
+    on_disk = read(folder / "calibration" / "nonmember.jsonl")
+    assert on_disk == [r["document"] for r in shipped], "the planned draw differs from the target's"
+    report["shipped_calibration"], _ = median(on_disk)
     pooled, report["fresh_draws"] = [], []
     for k in range(1, args.draws + 1):
-        draw = corpora.stub_calibration(seen, first_seed=corpora.CALIBRATION_SEED + k * SEED_STRIDE)
+        draw = corpora.stub_calibration(plan.seen, first_seed=corpora.CALIBRATION_SEED + k * SEED_STRIDE)
         level, losses = median([r["document"] for r in draw])
         report["fresh_draws"].append(level)
         pooled += losses

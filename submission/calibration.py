@@ -170,14 +170,19 @@ def calibration_documents(path: str | Path | None) -> tuple[list[str], str | Non
     return documents, (f"{len(documents)} calibration documents ({source})" if documents else None)
 
 
+def swapped_source(rule: str = "capitalized") -> str:
+    """What ``reference_documents(..., rule=rule)`` are, for the log's ``how``."""
+    return (f"forget/retain documents with their entities ({rule}) swapped across documents of the same task "
+            f"(no calibration documents given)")
+
+
 def document_level(model, tokenizer, references: list[str], device, source: str | None = None) -> dict:
     """The median loss of ``references``: ``{"level", "documents", "how"}``, a level of None when there are
-    none (fewer than two documents in every task, nothing to swap between). ``source`` names calibration
-    documents when they are the references, else they are ``reference_documents``."""
+    none (fewer than two documents in every task, nothing to swap between). ``source`` says what they are
+    (calibration documents, or ``swapped_source``); by default the default rule's ``reference_documents``."""
     losses = document_losses(model, tokenizer, references, device)
     level = statistics.median(losses) if losses else None
-    of = source or ("forget/retain documents with their entities swapped across documents of the same task "
-                    "(no calibration documents given)")
+    of = source or swapped_source()
     return {"level": level, "documents": len(losses), "how": f"median per-token loss, before unlearning, of {of}"}
 
 

@@ -30,6 +30,7 @@ from .calibration import (
     document_losses,
     documents_by_task,
     reference_documents,
+    swapped_source,
 )
 from .data import Row, SubmissionInputError, collate, encode_row, load_rows, split_selection_rows
 from .hub import resolve_model
@@ -582,8 +583,7 @@ def _membership_documents(forget_rows: list[Row], retain_rows: list[Row],
     references, source = calibration_documents(options.calibration_docs)
     if not references:
         references = reference_documents(forget_rows + retain_rows, seed=options.seed, rule=options.swapped_words)
-        source = (f"forget/retain documents with their entities ({options.swapped_words}) swapped across documents "
-                  f"of the same task (no calibration documents given)")
+        source = swapped_source(options.swapped_words)
     references = rng.sample(references, min(len(references), options.max_mia_documents * 2))
     members = [d for documents in documents_by_task(forget_rows).values() for d in documents]
     members = rng.sample(members, min(len(members), options.max_mia_documents))

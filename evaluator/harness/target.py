@@ -223,6 +223,7 @@ class TargetPlan:
     documents: TargetDocuments  # mia/ and calibration/ beside the model
     corpus: list[str]  # the pretrained variant's corpus (empty otherwise)
     subset: corpora.LumeSubset | None  # the lume variant's rows, written as data/ beside the model
+    seen: Seen  # everything above that a further draw of never-seen documents must avoid
 
     def check_folder(self, data: Path, out: Path) -> Path:
         """The data folder the self-check scores: the stub, or the lume subset written beside the model."""
@@ -257,7 +258,7 @@ def plan_target(data: str | Path, settings: TargetSettings) -> TargetPlan:
         r["document"] for r in documents.calibration}
     if not trained.isdisjoint(unseen) or not set(corpus).isdisjoint(fixed_texts(content)):
         raise InputError(f"{data}: a nonmember or calibration document is among the texts the target learns")
-    return TargetPlan(content, documents, corpus, subset)
+    return TargetPlan(content, documents, corpus, subset, seen)
 
 
 def row_text(row_id: str, prompt: str, answer: str) -> str:
