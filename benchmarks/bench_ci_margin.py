@@ -31,30 +31,16 @@ sys.path.insert(0, str(ROOT))
 FIGURES = {"min_final": "final", "min_task_aggregate": "task_aggregate", "min_mia": "mia_score", "min_mmlu": "mmlu"}
 
 
-# On a CPU with AMX, torch 2.13's bfloat16 flash-attention kernel packs its operands with AVX-512 code even when
-# ATEN_CPU_CAPABILITY forces AVX2, and fails ("pack_vnni2 is only supported when avx512 is supported"). There
-# the forced path runs with flash attention off (torch's math attention: other kernels, other rounding, which
-# is what this benchmark is after), through a sitecustomize.py on PYTHONPATH; the table says so.
-FLASH_OFF = "import torch\ntorch.backends.cuda.enable_flash_sdp(False)  # also governs the CPU kernels\n"
-PROBE = ("import torch, torch.nn.functional as F\n"
-         "q = torch.randn(1, 4, 300, 32, dtype=torch.bfloat16)\n"
-         "F.scaled_dot_product_attention(q, q, q, is_causal=True)\n")
-
-
 def path_environment(path: str, cache: Path, scratch: Path) -> tuple[dict, str]:
-    """The environment of one kernel path, and a note ("" or how the path had to be adapted)."""
+    """The environment of one kernel path, and a note ("" or how the path had to be adapted: on a CPU with AMX
+    the forced AVX2 path runs with flash attention off, machine.forced_path_environment)."""
+    from evaluator.core.machine import forced_path_environment
+
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "LUME_HARNESS_CACHE": str(cache)}
     env.pop("ATEN_CPU_CAPABILITY", None)
     if path == "native":
         return env, ""
-    env["ATEN_CPU_CAPABILITY"] = path
-    if subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True).returncode == 0:
-        return env, ""
-    site = scratch / f"sitecustomize-{path}"
-    site.mkdir(parents=True, exist_ok=True)
-    (site / "sitecustomize.py").write_text(FLASH_OFF)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(site), env.get("PYTHONPATH", "")) if p)
-    return env, "flash attention off (bf16 flash kernel needs AVX-512 on this CPU)"
+    return forced_path_environment({**env, "ATEN_CPU_CAPABILITY": path}, scratch)
 
 
 def run_one(path: str, seed: int, out: Path, cache: Path) -> dict:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,35 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 PROJECT = Path(__file__).resolve().parents[1]
 SHARED = PROJECT.parent / "shared"
 GOLDEN = SHARED / "golden"
+
+
+def _forced_kernel_path() -> str:
+    """Under ATEN_CPU_CAPABILITY (another CPU's kernel path, README "Another machine"): where this CPU's bfloat16
+    flash attention fails on the forced path (a torch 2.13 bug on CPUs with AMX), flash attention off for the
+    session, here and in every child process (machine.forced_path_environment). The note, or ""."""
+    if not os.environ.get("ATEN_CPU_CAPABILITY"):
+        return ""
+    from evaluator.core.machine import forced_path_environment
+
+    scratch = Path(tempfile.mkdtemp(prefix="lume-kernel-path-"))
+    atexit.register(shutil.rmtree, scratch, True)
+    env, note = forced_path_environment(dict(os.environ), scratch)
+    if note:
+        import torch
+
+        os.environ["PYTHONPATH"] = env["PYTHONPATH"]
+        torch.backends.cuda.enable_flash_sdp(False)  # also governs the CPU kernels
+    return note
+
+
+KERNEL_PATH_NOTE = _forced_kernel_path()
+
+
+def pytest_report_header(config):
+    if os.environ.get("ATEN_CPU_CAPABILITY"):
+        return [f"forced kernel path ATEN_CPU_CAPABILITY={os.environ['ATEN_CPU_CAPABILITY']}"
+                + (f": {KERNEL_PATH_NOTE}" if KERNEL_PATH_NOTE else "")]
+    return []
 
 
 @pytest.fixture(scope="session")

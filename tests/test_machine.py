@@ -208,3 +208,22 @@ def test_the_real_golden_folders(golden):
     print(f"\n{sentence}")
     assert describe(cpu_identity()) in sentence
     assert folder is None or matches(folders[folder.name], cpu_identity())
+
+
+def test_a_forced_kernel_path_environment_runs_bfloat16_attention_in_a_child(tmp_path):
+    """Forcing another CPU's kernel path (README "Another machine") must give a Python that runs bfloat16
+    attention over 300 tokens: on a CPU with AMX, torch 2.13's flash kernel fails under ATEN_CPU_CAPABILITY=avx2,
+    and the environment then turns flash attention off (and says so); elsewhere it is left as it is."""
+    import os
+
+    plain = {k: v for k, v in os.environ.items() if k != "ATEN_CPU_CAPABILITY"}
+    assert machine.forced_path_environment(plain, tmp_path) == (plain, "")
+    env, note = machine.forced_path_environment({**plain, "ATEN_CPU_CAPABILITY": "avx2"}, tmp_path)
+    probe = subprocess.run([sys.executable, "-c", machine.FLASH_PROBE], env=env, capture_output=True, text=True)
+    assert probe.returncode == 0, probe.stderr[-500:]
+    assert note in ("", machine.FLASH_OFF_NOTE)
+    if note:  # the adapted environment differs from the plain one only by the sitecustomize folder first on the path
+        assert env["PYTHONPATH"].split(os.pathsep)[0] == str(tmp_path / "sitecustomize-avx2")
+        unadapted = subprocess.run([sys.executable, "-c", machine.FLASH_PROBE],
+                                   env={**plain, "ATEN_CPU_CAPABILITY": "avx2"}, capture_output=True)
+        assert unadapted.returncode != 0  # the note is given only where the forced path fails without it

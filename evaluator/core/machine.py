@@ -20,6 +20,7 @@ which of its machine kinds matches).
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 from pathlib import Path
@@ -206,6 +207,57 @@ def hardware_key() -> dict:
     return {"cpu": identity["torch_cpu_capability"], "vendor_id": identity["vendor_id"],
             "cpu_family": identity["cpu_family"], "model": identity["model"], "bf16_flags": identity["bf16_flags"],
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+# On a CPU with AMX, torch 2.13's bfloat16 flash-attention kernel packs its operands with AVX-512 code even when
+# ATEN_CPU_CAPABILITY forces AVX2, and fails ("pack_vnni2 is only supported when avx512 is supported") on any
+# sequence of 64 tokens or more. A real AVX2-only CPU has no AMX and never takes that branch. Where the forced path
+# fails so, it runs with flash attention off (torch's math attention: other kernels, other rounding -- what
+# forcing a path is for), in this process and, through a sitecustomize.py on PYTHONPATH, in every child.
+# The sitecustomize.py: flash attention off once torch is imported, without importing it (a torch-free command
+# must stay torch-free).
+FLASH_OFF = """import importlib.abc, importlib.util, sys
+
+
+class _FlashOffAfterTorch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name != "torch":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec("torch")
+        run = spec.loader.exec_module
+
+        def exec_module(module):
+            run(module)
+            module.backends.cuda.enable_flash_sdp(False)  # also governs the CPU kernels
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+sys.meta_path.insert(0, _FlashOffAfterTorch())
+"""
+FLASH_PROBE = ("import torch, torch.nn.functional as F\n"
+               "q = torch.randn(1, 4, 300, 32, dtype=torch.bfloat16)\n"
+               "F.scaled_dot_product_attention(q, q, q, is_causal=True)\n")
+FLASH_OFF_NOTE = "flash attention off (the bf16 flash kernel needs AVX-512 on this CPU under the forced path)"
+
+
+def forced_path_environment(env: dict, scratch: Path) -> tuple[dict, str]:
+    """``env`` as it is (and ""), or, where it forces a kernel path (``ATEN_CPU_CAPABILITY``) on which bfloat16
+    flash attention fails on this CPU, ``env`` with flash attention off for every Python started with it (a
+    sitecustomize.py written under ``scratch``) and a note that says so."""
+    import subprocess
+
+    if not env.get("ATEN_CPU_CAPABILITY"):
+        return env, ""
+    if subprocess.run([sys.executable, "-c", FLASH_PROBE], env=env, capture_output=True).returncode == 0:
+        return env, ""
+    site = Path(scratch) / f"sitecustomize-{env['ATEN_CPU_CAPABILITY']}"
+    site.mkdir(parents=True, exist_ok=True)
+    (site / "sitecustomize.py").write_text(FLASH_OFF)
+    python_path = [p for p in (str(site), env.get("PYTHONPATH", "")) if p]
+    return {**env, "PYTHONPATH": os.pathsep.join(python_path)}, FLASH_OFF_NOTE
 
 
 def main(argv: list[str] | None = None) -> int:
