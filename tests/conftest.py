@@ -18,6 +18,18 @@ SHARED = PROJECT.parent / "shared"
 GOLDEN = SHARED / "golden"
 
 
+# Set when the session runs with flash attention off (below): tests that hold numbers to golden files made on
+# real machines skip then, since math attention under a forced path is no real machine's kernels.
+FLASH_OFF_VARIABLE = "LUME_TEST_FLASH_OFF"
+FLASH_OFF_SKIP = ("forced kernel path with flash attention off (conftest): torch's math attention is no real "
+                  "machine's kernels, so golden numbers made on real machines do not bind it")
+
+
+def skip_where_flash_off() -> None:
+    if os.environ.get(FLASH_OFF_VARIABLE):
+        pytest.skip(FLASH_OFF_SKIP)
+
+
 def _forced_kernel_path() -> str:
     """Under ATEN_CPU_CAPABILITY (another CPU's kernel path, README "Another machine"): where this CPU's bfloat16
     flash attention fails on the forced path (a torch 2.13 bug on CPUs with AMX), flash attention off for the
@@ -33,6 +45,7 @@ def _forced_kernel_path() -> str:
         import torch
 
         os.environ["PYTHONPATH"] = env["PYTHONPATH"]
+        os.environ[FLASH_OFF_VARIABLE] = "1"
         torch.backends.cuda.enable_flash_sdp(False)  # also governs the CPU kernels
     return note
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from conftest import skip_where_flash_off
 
 from evaluator.cli import main
 from evaluator.core.machine import cpu_identity, describe, golden_folder_for, nearest_golden_folder
@@ -197,6 +198,7 @@ def test_official_mode_agrees_with_nearest_golden(golden, official_runs, model):
     """On every machine (trivially where a folder matches): official mode here against the nearest golden
     folder (the matching one, else the same kernel path first, then the most recorded fields in common)
     holds the agreement bars (``SAME_PATH_BARS``, or ``OTHER_PATH_BARS`` where no folder shares the path)."""
+    skip_where_flash_off()
     _, out = official_runs[model]
     folder, sentence = nearest_golden_folder(golden)
     assert folder is not None, sentence

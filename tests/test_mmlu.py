@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from conftest import skip_where_flash_off
 
 from evaluator.cli import main
 from evaluator.core.errors import InputError
@@ -184,6 +185,7 @@ def _probabilities(table: pd.DataFrame) -> np.ndarray:
 @pytest.mark.parametrize("path", ["reference", "fast"])
 @pytest.mark.parametrize("ntrain", [5, 0])
 def test_matches_golden_open_instruct_run(runs, ntrain, path):
+    skip_where_flash_off()
     run = runs[ntrain, path]
     golden_dir = GOLDEN / "mmlu" / f"k{ntrain}"
     for subject in GOLDEN_SUBJECTS:

@@ -22,7 +22,9 @@ SHARED = ROOT.parent / "shared"
 TARGET = SHARED / "golden" / "target"
 DATA = SHARED / "golden" / "data"
 needs_shared = pytest.mark.skipif(not TARGET.is_dir(), reason=f"{SHARED} is absent: no golden model to unlearn")
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+# PYTHONPATH extended, not replaced: under a forced kernel path it carries conftest's flash-attention switch.
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
+       "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
 
 torch.set_num_threads(1)
 
