@@ -18,15 +18,14 @@ SHARED = PROJECT.parent / "shared"
 GOLDEN = SHARED / "golden"
 
 
-# Set when the session runs with flash attention off (below): tests that hold numbers to golden files made on
-# real machines skip then, since math attention under a forced path is no real machine's kernels.
-FLASH_OFF_VARIABLE = "LUME_TEST_FLASH_OFF"
+# Where the session runs with flash attention off (below), tests that hold numbers to golden files made on real
+# machines skip: math attention under a forced path is no real machine's kernels.
 FLASH_OFF_SKIP = ("forced kernel path with flash attention off (conftest): torch's math attention is no real "
                   "machine's kernels, so golden numbers made on real machines do not bind it")
 
 
 def skip_where_flash_off() -> None:
-    if os.environ.get(FLASH_OFF_VARIABLE):
+    if KERNEL_PATH_NOTE:
         pytest.skip(FLASH_OFF_SKIP)
 
 
@@ -45,7 +44,6 @@ def _forced_kernel_path() -> str:
         import torch
 
         os.environ["PYTHONPATH"] = env["PYTHONPATH"]
-        os.environ[FLASH_OFF_VARIABLE] = "1"
         torch.backends.cuda.enable_flash_sdp(False)  # also governs the CPU kernels
     return note
 

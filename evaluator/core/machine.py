@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 import sys
 from pathlib import Path
 
@@ -247,8 +248,6 @@ def forced_path_environment(env: dict, scratch: Path) -> tuple[dict, str]:
     """``env`` as it is (and ""), or, where it forces a kernel path (``ATEN_CPU_CAPABILITY``) on which bfloat16
     flash attention fails on this CPU, ``env`` with flash attention off for every Python started with it (a
     sitecustomize.py written under ``scratch``) and a note that says so."""
-    import subprocess
-
     if not env.get("ATEN_CPU_CAPABILITY"):
         return env, ""
     if subprocess.run([sys.executable, "-c", FLASH_PROBE], env=env, capture_output=True).returncode == 0:
