@@ -72,7 +72,7 @@ def build_named_target(name: str, args) -> Path:
 
     variant, _, size = name.rpartition("-")
     settings = TargetSettings.for_variant(variant, size)
-    data = args.lume_release if variant == "lume" else ROOT / "data_stub"
+    data = args.lume_release if variant in ("lume", "lume-pretrained") else ROOT / "data_stub"
     return build_target(data, settings=settings, progress=False, log=lambda line: print(line, flush=True)).path
 
 

@@ -250,6 +250,23 @@ def test_lume_subset_takes_whole_documents_and_their_members(release, tmp_path):
     assert (tmp_path / "data" / "mmlu" / "test").is_dir()
 
 
+def test_lume_corpus_is_the_release_minus_the_subset_and_never_a_scored_or_calibration_document(release):
+    from evaluator.harness.target import plan_target, row_text
+
+    plan = plan_target(release, TargetSettings.for_variant("lume-pretrained", "small"))
+    corpus = set(plan.corpus)
+    assert len(corpus) > 500  # the release's other documents: the kind of text, learned first
+    memorized = {row_text(*row) for rows in plan.subset.rows.values()
+                 for row in zip(rows["id"], rows["input"], rows["output"]) if row[0].endswith("sc1")}
+    assert memorized and corpus.isdisjoint(memorized)
+    unseen = {r["document"] for pair in plan.documents.mia.values() for r in pair[1]}
+    unseen |= {r["document"] for r in plan.documents.calibration}
+    assert unseen and corpus.isdisjoint(unseen)
+    # The lume variant learns no corpus; both memorize the same subset.
+    lume = plan_target(release, TargetSettings.for_variant("lume", "small"))
+    assert lume.corpus == [] and lume.subset.mia == plan.subset.mia
+
+
 def test_a_model_copy_leaves_the_documents_behind(builds, tmp_path):
     """What the dry-run hands a submission: the model and its build record, not the scored nonmembers."""
     shutil.copytree(builds["foreign-nonmembers"].path, tmp_path / "model_in", ignore=corpora.model_files_only)

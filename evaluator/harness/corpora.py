@@ -8,10 +8,14 @@
 - ``foreign-nonmembers``: the stub target, its MIA nonmembers replaced by documents of a kind it never learned
   (``foreign_documents``: recipes, from word lists the stub never uses).
 - ``lume``: trained on a deterministic subset of the public release's real rows (``lume_subset``).
+- ``lume-pretrained``: the ``lume`` subset, memorized after the model first learned the release's other
+  documents (``lume_corpus``), as the organizers' targets were pretrained LLMs before they memorized LUME:
+  unseen documents of the members' kind then cost what text of a known kind costs, not that of a kind never seen.
 
 Every target folder holds its MIA documents beside the model (``TARGET_MIA``: ``mia/member.jsonl``,
 ``mia/nonmember.jsonl``, ``mia/validation/...``) and a ``calibration/nonmember.jsonl`` of documents of the
-members' kind that the model never saw and that are not among the scored nonmembers. A ``lume`` target also
+members' kind that the model never saw and that are not among the scored nonmembers. A ``lume`` (or
+``lume-pretrained``) target also
 holds its subset as a data folder in the stub's layout (``data/``).
 """
 
@@ -23,6 +27,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 
@@ -43,7 +48,8 @@ from evaluator.harness.stub import (
     invent_documents,
 )
 
-VARIANTS = ("stub", "pretrained", "foreign-nonmembers", "lume")
+VARIANTS = ("stub", "pretrained", "foreign-nonmembers", "lume", "lume-pretrained")
+LUME_VARIANTS = ("lume", "lume-pretrained")  # built from the public release's rows
 DEFAULT_VARIANT = "stub"
 # Model sizes: the fields of TargetSettings they set. "small" is the stub target's (0.59M parameters);
 # "medium" has 3.69M, and at small's learning rate (3e-3) it ended at loss 0.159 (small: 0.092) knowing only
@@ -322,6 +328,22 @@ def lume_subset(release: str | Path, per_task: int, max_chars: int) -> LumeSubse
         if split == "train":
             calibration = pool[len(member_records):len(member_records) + LUME_CALIBRATION_DOCUMENTS]
     return LumeSubset(rows, mia, calibration)
+
+
+def lume_corpus(release: str | Path, subset: LumeSubset, text: Callable[[str, str, str], str]) -> list[str]:
+    """The ``lume-pretrained`` variant's corpus: every other document of the release's forget and retain sets
+    (both splits), ``text(id, input, output)`` of its sc row, so the model learns the kind of text before it
+    memorizes ``subset``. No MIA nonmember is among them (the release's nonmembers are documents of neither
+    set; the build checks it)."""
+    chosen = {stem(i) for rows in subset.rows.values() for i in rows["id"]}
+    corpus = []
+    for split in STUB_SPLITS:
+        for name in ("forget", "retain"):
+            table = load_split(Path(release), name, split)
+            rows = zip(table["id"], table["input"], table["output"])
+            corpus += [text(i, prompt, answer) for i, prompt, answer in rows
+                       if str(i).endswith("sc1") and stem(i) not in chosen]
+    return list(dict.fromkeys(corpus))
 
 
 def model_files_only(folder: str, names: list[str]) -> list[str]:

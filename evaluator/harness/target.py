@@ -100,8 +100,8 @@ class TargetSettings:
     # default stays out of the cache hash (build_hash), so the stub target's hash did not change with them.
     variant: str = "stub"
     corpus_seeds: int = 0  # pretrained: the corpus is the documents of stub seeds SEED+1 ... SEED+corpus_seeds
-    pretrain_epochs: int = 0  # pretrained: epochs over the corpus before the memorization
-    replay_documents: int = 0  # pretrained: corpus documents mixed into each memorization epoch
+    pretrain_epochs: int = 0  # pretrained, lume-pretrained: epochs over the corpus before the memorization
+    replay_documents: int = 0  # pretrained, lume-pretrained: corpus documents mixed into each memorization epoch
     lume_documents: int = 0  # lume: documents per task in each train set (corpora.lume_subset) ...
     lume_max_chars: int = 0  # ... among those whose texts are at most this long
     # Self-check bars on the mean loss of the MIA nonmembers (nats/token), per split; None: no bar.
@@ -165,6 +165,7 @@ VARIANT_SETTINGS: dict[str, dict] = {
     # Before row_text put back the space the release's sc rows lose at their cut, regurgitation stayed at
     # 0.64-0.85 (4 documents of up to 1,500 characters, 140 epochs) and 0.69-0.84 (these, 200 epochs).
     "lume": {"lume_documents": 3, "lume_max_chars": 1200},
+    "lume-pretrained": {"lume_documents": 3, "lume_max_chars": 1200, "pretrain_epochs": 5, "replay_documents": 8},
 }
 
 
@@ -234,7 +235,7 @@ def plan_target(data: str | Path, settings: TargetSettings) -> TargetPlan:
     """Read the data of ``settings.variant`` and make its documents; InputError when the data is not there."""
     data = Path(data)
     subset = None
-    if settings.variant == "lume":
+    if settings.variant in corpora.LUME_VARIANTS:
         subset = corpora.lume_subset(data, settings.lume_documents, settings.lume_max_chars)
     if subset is not None:
         with tempfile.TemporaryDirectory(prefix="lume-subset-") as scratch:
@@ -243,7 +244,11 @@ def plan_target(data: str | Path, settings: TargetSettings) -> TargetPlan:
     else:
         content, mia = read_stub(data), corpora.stub_mia(data)
     seen = Seen.of(content.rows, [r for pair in mia.values() for r in pair[0] + pair[1]])
-    corpus = corpora.pretraining_corpus(settings.corpus_seeds, seen) if settings.variant == "pretrained" else []
+    corpus = []
+    if settings.variant == "pretrained":
+        corpus = corpora.pretraining_corpus(settings.corpus_seeds, seen)
+    elif settings.variant == "lume-pretrained":
+        corpus = corpora.lume_corpus(data, subset, row_text)
     if subset is not None:
         documents = TargetDocuments(mia, subset.calibration)
     elif settings.variant == "foreign-nonmembers":
