@@ -15,7 +15,9 @@ Per target: the before scores (the target itself), then per method the mean and 
 final score, task aggregate, MIA score, MMLU as a share of before. The bars the default is held to (issue
 13): final >= 0.80, MIA >= 0.70, task aggregate >= 0.80, MMLU >= 90% of before, and a lead of >= 0.05 over
 the best other method; where the nonmembers are of a kind unlike the forget documents (the
-``foreign-nonmembers`` and ``lume`` variants), only the calibrated run is held to them.
+``foreign-nonmembers`` and ``lume`` variants: a ``lume`` target learned nothing but its subset, so the release's
+nonmembers are of a kind it never saw), only the calibrated run is held to them. A ``lume-pretrained`` target
+learned the release's other documents first: both runs are held to the bars there.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ TUNED_ON = {"stub-small", "stub-small (validation)", "stub-medium", "foreign-non
 BARS = {"final": 0.80, "mia": 0.70, "task_aggregate": 0.80, "mmlu_ratio": 0.90}
 LEAD = 0.05
 DEFAULT_TARGETS = ("stub-small", "stub-medium", "pretrained-small", "pretrained-medium", "foreign-nonmembers-small",
-                   "foreign-nonmembers-medium", "lume-small", "lume-medium")
+                   "foreign-nonmembers-medium", "lume-small", "lume-medium", "lume-pretrained-small")
 CALIBRATED = "capped_gd+cal"
 
 
