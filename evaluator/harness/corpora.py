@@ -14,9 +14,8 @@
 
 Every target folder holds its MIA documents beside the model (``TARGET_MIA``: ``mia/member.jsonl``,
 ``mia/nonmember.jsonl``, ``mia/validation/...``) and a ``calibration/nonmember.jsonl`` of documents of the
-members' kind that the model never saw and that are not among the scored nonmembers. A ``lume`` (or
-``lume-pretrained``) target also
-holds its subset as a data folder in the stub's layout (``data/``).
+members' kind that the model never saw and that are not among the scored nonmembers. A ``lume`` or
+``lume-pretrained`` target also holds its subset as a data folder in the stub's layout (``data/``).
 """
 
 from __future__ import annotations
