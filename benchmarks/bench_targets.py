@@ -42,7 +42,8 @@ TUNED_ON = {"stub-small", "stub-small (validation)", "stub-medium", "foreign-non
 BARS = {"final": 0.80, "mia": 0.70, "task_aggregate": 0.80, "mmlu_ratio": 0.90}
 LEAD = 0.05
 DEFAULT_TARGETS = ("stub-small", "stub-medium", "pretrained-small", "pretrained-medium", "foreign-nonmembers-small",
-                   "foreign-nonmembers-medium", "lume-small", "lume-medium", "lume-pretrained-small")
+                   "foreign-nonmembers-medium", "lume-small", "lume-medium", "lume-pretrained-small",
+                   "lume-pretrained-medium")
 CALIBRATED = "capped_gd+cal"
 
 
