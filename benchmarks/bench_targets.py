@@ -71,11 +71,12 @@ def parse_args(argv=None):
 
 def build_named_target(name: str, args) -> Path:
     """``<variant>-<size>`` built (or reused) by the harness's make-target."""
+    from evaluator.harness.corpora import LUME_VARIANTS
     from evaluator.harness.target import TargetSettings, build_target
 
     variant, _, size = name.rpartition("-")
     settings = TargetSettings.for_variant(variant, size)
-    data = args.lume_release if variant in ("lume", "lume-pretrained") else ROOT / "data_stub"
+    data = args.lume_release if variant in LUME_VARIANTS else ROOT / "data_stub"
     return build_target(data, settings=settings, progress=False, log=lambda line: print(line, flush=True)).path
 
 
