@@ -4,6 +4,7 @@
     python benchmarks/bench_targets.py                                   # every target make-target builds
     python benchmarks/bench_targets.py --targets stub-small,pretrained-small --seeds 0,1,2 --json out.json
     python benchmarks/bench_targets.py --target mine=/path/to/target_folder   # a folder make-target wrote
+    python benchmarks/bench_targets.py --targets pretrained-olmo-1b --target-set '{"device": "cuda"}'   # on a GPU
 
 Each method runs at its own defaults (submission/methods.py); those were chosen elsewhere -- capped_gd's on
 the targets in TUNED_ON (marked *tuned* below), the other methods' on the organizers' tiny golden model by
@@ -60,6 +61,8 @@ def parse_args(argv=None):
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--methods", default=None, help="comma-separated (default: all, plus capped_gd+cal)")
     parser.add_argument("--extra", default="{}", help="JSON options given to every run")
+    parser.add_argument("--target-set", default="{}",
+                        help='JSON settings for the targets built here (make-target --set), e.g. {"device": "cuda"}')
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--work", default=None, help="folder for checkpoints and results (default: temporary)")
     parser.add_argument("--json", default=None, help="write every run's numbers here (rewritten after each run)")
@@ -71,11 +74,12 @@ def parse_args(argv=None):
 
 def build_named_target(name: str, args) -> Path:
     """``<variant>-<size>`` built (or reused) by the harness's make-target."""
-    from evaluator.harness.corpora import LUME_VARIANTS
+    from evaluator.harness.corpora import LUME_VARIANTS, SIZES
     from evaluator.harness.target import TargetSettings, build_target
 
-    variant, _, size = name.rpartition("-")
-    settings = TargetSettings.for_variant(variant, size)
+    variant, size = next((name[: -len(size) - 1], size) for size in sorted(SIZES, key=len, reverse=True)
+                         if name.endswith(f"-{size}"))
+    settings = TargetSettings.for_variant(variant, size, **TargetSettings.check_overrides(json.loads(args.target_set)))
     data = args.lume_release if variant in LUME_VARIANTS else ROOT / "data_stub"
     return build_target(data, settings=settings, progress=False, log=lambda line: print(line, flush=True)).path
 
@@ -115,6 +119,15 @@ def score(checkpoint: Path, inputs: dict, out: Path) -> dict:
                       **({} if runner else {"mmlu_average": 0.0}))
     return {"task_aggregate": result.harmonic_mean_task_aggregate, "mia": result.mia_final_score,
             "mia_auc": result.mia_loss_acc, "mmlu": result.mmlu_average, "final": result.aggregate_score}
+
+
+def gpu_memory() -> dict:
+    """The GPU's peak memory since the last reset (torch's allocator: tensors, not the CUDA context), if any."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return {}
+    return {"peak_gpu_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2), "gpu": torch.cuda.get_device_name()}
 
 
 def summarize(runs: list[dict], before: dict) -> dict:
@@ -199,6 +212,7 @@ def main(argv=None) -> int:
         entry = report["targets"][name] = {"folder": str(folder), "variant": inputs["variant"], "before": before,
                                            "runs": [], "held_out": name not in TUNED_ON}
         print(f"{name} ({folder}): before {json.dumps(before)}", flush=True)
+        entry["build_seconds"] = inputs["record"].get("seconds")
         for method in methods:
             if method == CALIBRATED and inputs["calibration"] is None:
                 continue
@@ -209,11 +223,16 @@ def main(argv=None) -> int:
                     options["calibration_docs"] = str(inputs["calibration"])
                 run_dir = work / name / f"{method}-seed{seed}"
                 shutil.rmtree(run_dir, ignore_errors=True)
+                if torch.cuda.is_available():
+                    torch.cuda.reset_peak_memory_stats()
                 began = time.monotonic()
                 summary = unlearn(str(folder), str(run_dir / "model"), str(handed), str(handed), **options)
                 seconds = time.monotonic() - began
-                run = {"method": method, "seed": seed, **score(run_dir / "model", inputs, run_dir / "eval"),
-                       "seconds": round(seconds, 1), "ceiling": summary.get("forget_nll_ceiling")}
+                run = {"method": method, "seed": seed, "seconds": round(seconds, 1),
+                       "ceiling": summary.get("forget_nll_ceiling"), **gpu_memory()}
+                began = time.monotonic()
+                run.update(score(run_dir / "model", inputs, run_dir / "eval"))
+                run["eval_seconds"] = round(time.monotonic() - began, 1)
                 entry["runs"].append(run)
                 print(f"{name} {json.dumps(run)}", flush=True)
                 shutil.rmtree(run_dir / "model", ignore_errors=True)
@@ -237,6 +256,15 @@ def print_table(report: dict) -> None:
             print(f"| {name} | {'yes' if entry['held_out'] else 'tuned'} | {method} | {row['final']:.3f} ± "
                   f"{row['final_sd']:.3f} | {row['task_aggregate']:.3f} | {row['mia']:.3f} | {row['mmlu_ratio']:.3f} |")
         verdicts += verdict(name, entry["variant"], rows)
+    costs = [(name, method, runs) for name, entry in report["targets"].items()
+             for method in dict.fromkeys(r["method"] for r in entry["runs"])
+             if (runs := [r for r in entry["runs"] if r["method"] == method and "peak_gpu_gb" in r])]
+    if costs:
+        print("\n| target | method | unlearn s | evaluate s | peak GPU GiB (unlearn) |\n|---|---|---|---|---|")
+        for name, method, runs in costs:
+            print(f"| {name} | {method} | {statistics.fmean(r['seconds'] for r in runs):.0f} | "
+                  f"{statistics.fmean(r.get('eval_seconds', float('nan')) for r in runs):.0f} | "
+                  f"{max(r['peak_gpu_gb'] for r in runs):.1f} |")
     print()
     for line in verdicts:
         print(line)

@@ -89,24 +89,47 @@ def test_every_variant_and_size_hashes_apart():
     assert build_hash(STUB, tiny("pretrained", corpus_seeds=2)) != build_hash(STUB, tiny("pretrained", corpus_seeds=3))
 
 
-def test_unknown_variant_or_size_is_an_input_error():
+def test_unknown_variant_size_or_device_is_an_input_error():
     from evaluator.core.errors import InputError
 
     with pytest.raises(InputError, match="variant"):
         TargetSettings(variant="nope")
     with pytest.raises(InputError, match="size"):
         TargetSettings.for_variant("stub", "huge")
+    with pytest.raises(InputError, match="device 'tpu'"):
+        TargetSettings.for_variant("pretrained", "olmo-1b", device="tpu")
 
 
-def test_sizes_differ_in_parameter_count():
+def test_sizes_differ_in_parameter_count_and_olmo_1b_has_its_shape():
+    import torch
+
     content = plan_target(STUB, TargetSettings()).content
     tokenizer = train_tokenizer(fixed_texts(content), TargetSettings().vocab_size)
-    counts = {size: sum(p.numel() for p in new_model(TargetSettings.for_variant("stub", size), tokenizer).parameters())
-              for size in corpora.SIZES}
-    assert counts["small"] < 1e6 < counts["medium"], counts
-    medium = new_model(TargetSettings.for_variant("stub", "medium"), tokenizer).config
-    assert (medium.hidden_size, medium.num_hidden_layers) == (corpora.SIZES["medium"]["hidden_size"],
-                                                              corpora.SIZES["medium"]["num_layers"])
+    with torch.device("meta"):  # shapes only: the 1B model is never allocated
+        models = {size: new_model(TargetSettings.for_variant("stub", size), tokenizer) for size in corpora.SIZES}
+    counts = {size: sum(p.numel() for p in model.parameters()) for size, model in models.items()}
+    assert counts["small"] < 1e6 < counts["medium"] < 1e7 < 1.0e9 < counts["olmo-1b"] < 1.1e9, counts
+    for size, model in models.items():
+        config = model.config
+        assert (config.hidden_size, config.intermediate_size, config.num_hidden_layers,
+                config.num_attention_heads) == tuple(corpora.SIZES[size][k] for k in corpora.SIZE_DIMENSIONS)
+    # OLMo-1B's own shape (allenai/OLMo-1B-0724-hf: width 2048, 16 layers, 16 heads, MLP 8192).
+    assert tuple(corpora.SIZES["olmo-1b"][k] for k in corpora.SIZE_DIMENSIONS) == (2048, 8192, 16, 16)
+    # Built on a GPU unless told otherwise, and a CPU build of it is another build (its own hash).
+    assert TargetSettings.for_variant("pretrained", "olmo-1b").device == "cuda"
+    assert build_hash(STUB, TargetSettings.for_variant("pretrained", "olmo-1b", device="cpu")) != \
+        build_hash(STUB, TargetSettings.for_variant("pretrained", "olmo-1b"))
+
+
+def test_a_gpu_build_without_a_gpu_is_one_line_before_anything(tmp_path, monkeypatch):
+    import torch
+
+    from evaluator.core.errors import InputError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(InputError, match="no CUDA GPU here"):
+        build_target(STUB, tmp_path / "t", TargetSettings.for_variant("pretrained", "olmo-1b"), progress=False)
+    assert not (tmp_path / "t").exists() and not list(tmp_path.iterdir())
 
 
 # ---------------------------------------------------------------------------------------------------

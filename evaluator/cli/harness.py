@@ -55,6 +55,7 @@ def make_stub(out):
                    "nonmembers of a kind it never learned (recipes); lume: memorizes a subset of the release's rows.")
 @click.option("--size", type=click.Choice(list(corpora.SIZES)), default=corpora.DEFAULT_SIZE, show_default=True,
               help="Model size: " + "; ".join(f"{name} {d['num_layers']} layers, hidden {d['hidden_size']}"
+                                               + (", on a GPU" if d.get("device") == "cuda" else "")
                                                for name, d in corpora.SIZES.items()) + ".")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               show_default="$LUME_HARNESS_CACHE (or ~/.cache/lume-harness)/target-<hash>; other variants and sizes: "

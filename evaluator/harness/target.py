@@ -107,10 +107,15 @@ class TargetSettings:
     # Self-check bars on the mean loss of the MIA nonmembers (nats/token), per split; None: no bar.
     min_nonmember_loss: float | None = None
     max_nonmember_loss: float | None = None
+    # Where the model trains: "cpu", or "cuda" (then in bfloat16 autocast over float32 weights, as mixed-precision
+    # pretraining runs; the saved weights are float32 either way).
+    device: str = "cpu"
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
             raise InputError(f"target variant {self.variant!r}: expected one of {', '.join(VARIANTS)}")
+        if self.device not in ("cpu", "cuda"):
+            raise InputError(f"target device {self.device!r}: expected cpu or cuda")
 
     @classmethod
     def for_variant(cls, variant: str = "stub", size: str = "small", **overrides) -> TargetSettings:
@@ -395,6 +400,7 @@ def _train(model, tokenizer, epoch_sequences, epochs: int, settings: TargetSetti
         return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress_)))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
+    device = next(model.parameters()).device
     model.train()
     step, epoch_losses = 0, []
     bar = tqdm(range(epochs), desc=desc, disable=not progress)
@@ -410,7 +416,8 @@ def _train(model, tokenizer, epoch_sequences, epochs: int, settings: TargetSetti
                 ids[row, : len(seq)] = torch.tensor(seq)
                 mask[row, : len(seq)] = 1
                 labels[row, : len(seq)] = torch.tensor(seq)
-            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                loss = model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device)).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
@@ -490,10 +497,10 @@ def self_check(checkpoint: Path, data: Path, content: StubContent, tokenizer,
 # The cached build
 
 
-def loss_levels(checkpoint: Path, documents: TargetDocuments) -> dict:
+def loss_levels(checkpoint: Path, documents: TargetDocuments, device: str = "cpu") -> dict:
     """Mean loss (nats/token, float32; each document's mean token loss, as the MIA attack takes it, averaged
     over the documents) of the MIA members and nonmembers of each split and of the calibration documents."""
-    lm = load_model(checkpoint, "float32")
+    lm = load_model(checkpoint, "float32", device=device)
     mean = lambda records: sum(fast_document_loss(lm, [r["document"] for r in records])) / len(records)  # noqa: E731
     levels = {split: {"member": mean(members), "nonmember": mean(nonmembers)}
               for split, (members, nonmembers) in documents.mia.items()}
@@ -562,6 +569,8 @@ def build_target(data: str | Path = "data_stub", out: str | Path | None = None,
     """
     settings = settings or TargetSettings()
     data = Path(data)
+    if settings.device == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"target device cuda (size {settings.size}): no CUDA GPU here (a CPU build: --set device=cpu)")
     plan = plan_target(data, settings)  # checks the data before anything else
     content = plan.content
     key = build_hash(data, settings)
@@ -590,9 +599,10 @@ def build_target(data: str | Path = "data_stub", out: str | Path | None = None,
         tokenizer = train_tokenizer(fixed_texts(content) + mmlu_prompts(content, random.Random(settings.seed),
                                                                        settings.mmlu_group) + plan.corpus,
                                     settings.vocab_size)
-        model = new_model(settings, tokenizer)
+        model = new_model(settings, tokenizer).to(settings.device)
         log(f"target: training a {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M-parameter OLMo "
-            f"({settings.variant}, {settings.size}) on {data} ({settings.epochs} epochs, {settings.threads} thread(s))")
+            f"({settings.variant}, {settings.size}) on {data} ({settings.epochs} epochs, "
+            + (f"{settings.threads} thread(s))" if settings.device == "cpu" else f"{torch.cuda.get_device_name()})"))
         pretrain_losses = []
         if plan.corpus:
             log(f"target: first {settings.pretrain_epochs} epochs over a corpus of {len(plan.corpus)} documents")
@@ -603,7 +613,7 @@ def build_target(data: str | Path = "data_stub", out: str | Path | None = None,
         tokenizer.save_pretrained(work)
         figures = self_check(work, plan.check_folder(data, work), content, tokenizer,
                              mia={split: work / TARGET_MIA[split] for split in STUB_SPLITS})
-        levels = loss_levels(work, plan.documents)
+        levels = loss_levels(work, plan.documents, settings.device)
         checked = time.time()
         log(f"target: self-check (fast mode, float32), last training loss {losses[-1]:.4f}:")
         for line in figures.lines() + level_lines(levels):
@@ -626,7 +636,10 @@ def build_target(data: str | Path = "data_stub", out: str | Path | None = None,
                   "seconds": {"train": round(trained - started, 1), "check": round(checked - trained, 1)},
                   "versions": {"torch": torch.__version__, "transformers": _version("transformers"),
                                "tokenizers": _version("tokenizers")},
-                  "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+                  "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                  **({"gpu": torch.cuda.get_device_name(),
+                      "peak_gpu_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2)}
+                     if settings.device == "cuda" else {})}
         (work / BUILD_RECORD).write_text(json.dumps(record, indent=1, sort_keys=True) + "\n", encoding="utf-8")
         work.chmod(0o755)  # mkdtemp makes it private; the finished folder is an ordinary one
         try:
