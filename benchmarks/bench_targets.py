@@ -4,7 +4,7 @@
     python benchmarks/bench_targets.py                                   # every target make-target builds
     python benchmarks/bench_targets.py --targets stub-small,pretrained-small --seeds 0,1,2 --json out.json
     python benchmarks/bench_targets.py --target mine=/path/to/target_folder   # a folder make-target wrote
-    python benchmarks/bench_targets.py --targets pretrained-olmo-1b --target-set '{"device": "cuda"}'   # on a GPU
+    python benchmarks/bench_targets.py --targets pretrained-olmo-1b --seeds 0   # on a GPU: OLMo-1B's shape builds there
 
 Each method runs at its own defaults (submission/methods.py); those were chosen elsewhere -- capped_gd's on
 the targets in TUNED_ON (marked *tuned* below), the other methods' on the organizers' tiny golden model by
@@ -62,7 +62,7 @@ def parse_args(argv=None):
     parser.add_argument("--methods", default=None, help="comma-separated (default: all, plus capped_gd+cal)")
     parser.add_argument("--extra", default="{}", help="JSON options given to every run")
     parser.add_argument("--target-set", default="{}",
-                        help='JSON settings for the targets built here (make-target --set), e.g. {"device": "cuda"}')
+                        help='JSON settings for the targets built here (make-target --set), e.g. {"epochs": 100}')
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--work", default=None, help="folder for checkpoints and results (default: temporary)")
     parser.add_argument("--json", default=None, help="write every run's numbers here (rewritten after each run)")
@@ -77,8 +77,9 @@ def build_named_target(name: str, args) -> Path:
     from evaluator.harness.corpora import LUME_VARIANTS, SIZES
     from evaluator.harness.target import TargetSettings, build_target
 
-    variant, size = next((name[: -len(size) - 1], size) for size in sorted(SIZES, key=len, reverse=True)
-                         if name.endswith(f"-{size}"))
+    # The longest size name that ends the name ("olmo-1b" holds a hyphen); none: for_variant names the problem.
+    variant, size = next(((name[: -len(size) - 1], size) for size in sorted(SIZES, key=len, reverse=True)
+                          if name.endswith(f"-{size}")), (name, ""))
     settings = TargetSettings.for_variant(variant, size, **TargetSettings.check_overrides(json.loads(args.target_set)))
     data = args.lume_release if variant in LUME_VARIANTS else ROOT / "data_stub"
     return build_target(data, settings=settings, progress=False, log=lambda line: print(line, flush=True)).path

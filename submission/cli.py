@@ -150,6 +150,18 @@ def command(model, out, forget, retain, progress, **options):
         sys.exit(2)
     if progress and os.environ.get("RANK", "0") == "0":  # one summary line, from the main process
         click.echo(json.dumps(summary))
+    _end_distributed()
+
+
+def _end_distributed() -> None:
+    """Under several processes: wait for all, then tear the process group down before the interpreter exits
+    (left to exit-time destructors, gloo's threads can abort one process while another still closes its
+    connections: seen in the evaluator's two-process runs, once in 9)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def main() -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import click
 
@@ -16,6 +17,15 @@ class Terminated(BaseException):
     ``except Exception`` on the way swallows it)."""
 
     exit_code = 128 + 15
+
+
+def end_distributed() -> None:
+    """The process group torn down once a command is done (engine.end_distributed), where a command made one:
+    only commands that load a model import torch."""
+    if "torch" in sys.modules:
+        from evaluator.model.engine import end_distributed as end
+
+        end()
 
 
 def terminated(signum, frame):
@@ -38,7 +48,12 @@ class Group(click.Group):
 
     def invoke(self, ctx):
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            end_distributed()
+            return result
+        except (click.exceptions.Exit, SystemExit):  # a command's own exit code (a failed gate, say)
+            end_distributed()
+            raise
         except InputError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(exc.exit_code)
