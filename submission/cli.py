@@ -124,6 +124,11 @@ def shown_default(name: str) -> str:
 @setting("--holdout-fraction", type=float,
          help="Share of each (task, kind) group kept out of training to pick the best checkpoint.")
 @setting("--evaluations", type=int, help="Selection passes over the run.")
+@setting("--selection-time-share", type=float,
+         help="When the planned passes and steps would not fit the time left, space the passes out so that they "
+              "take what the steps leave, and at least this share of the time left.")
+@setting("--pace-selection/--no-pace-selection", help="Space the selection passes out when the clock asks for it "
+                                                    "(--selection-time-share); off: every --evaluations-th step.")
 @setting("--selection-dtype", type=click.Choice(["float32", "bfloat16", "float16"]),
          help="Dtype the selection passes score the model in (the organizers load it in bfloat16).")
 @setting("--seed", type=int, help="Training seed.")

@@ -116,6 +116,12 @@ class UnlearnSettings:
     holdout_fraction: float = 0.0
     max_selection_rows: int = 48  # per split, about (held-out rows at most this, plus top-ups to this / 6 a group)
     evaluations: int = 10  # selection passes over the run (plus one on the untouched model)
+    # When the passes that `evaluations` plans and the steps left (up to the extension cap) would not fit the
+    # time left, the passes are spaced out so that they take at most what the steps leave, and never less than
+    # this share of the time left (pass_interval): on an OLMo-1B-shaped model under the dry-run's 159 s a pass
+    # took 12 s against 0.5 s a step, the passes ate 0.8-0.9 of the run and it stopped at step 40 of 50.
+    selection_time_share: float = 0.25
+    pace_selection: bool = True  # False: a pass every `evaluations`-th of the planned steps, whatever the clock says
     # The selection weighs the membership score of the forget documents (calibration.membership_attack) with
     # the task metrics, as the official final score does; at most this many forget documents (twice as many
     # references) per pass.
@@ -189,6 +195,8 @@ def resolve_options(options: dict) -> UnlearnSettings:
         except ValueError:
             raise SubmissionInputError(f"forget_nll_ceiling must be a number or {MEASURED!r}, "
                                        f"not {ceiling!r}") from None
+    if not 0 <= resolved.selection_time_share <= 1:
+        raise SubmissionInputError("selection_time_share must be in [0, 1]")
     if not 0 <= resolved.holdout_fraction < 1:
         raise SubmissionInputError("holdout_fraction must be in [0, 1)")
     if resolved.swapped_words not in SWAP_RULES:
@@ -263,6 +271,39 @@ class _Clock:
 
     def can_continue(self) -> bool:
         return self.left() > self.step_s + self.eval_s + self.save_s
+
+
+def pass_interval(steps_left: int, interval: int, step_s: float, eval_s: float, time_left: float,
+                  share: float) -> int:
+    """Steps between selection passes for the rest of the run. The planned ``interval`` while its passes and
+    the steps left fit the time left; otherwise wider, so that the passes take what the steps leave, and at
+    least ``share`` of the time left (the steps come first: a pass only chooses among what they made)."""
+    if steps_left <= 0 or eval_s <= 0:
+        return interval
+    if steps_left * step_s + math.ceil(steps_left / interval) * eval_s <= time_left:
+        return interval
+    passes = max(1, math.floor(max(share * time_left, time_left - steps_left * step_s) / eval_s))
+    return max(interval, math.ceil(steps_left / passes))
+
+
+def _plan_next_pass(schedule_state: dict, step: int, steps: int, epoch_steps: int, eval_every: int, clock: _Clock,
+                    accelerator, options: UnlearnSettings) -> None:
+    """After a selection pass at ``step``: when the next one comes, from the clock's measured costs, taken
+    by every process from the main one (each process has its own clock)."""
+    interval = eval_every
+    if options.pace_selection:
+        # The steps still planned, or past them an epoch's worth (the extension goes on an epoch at a time, and
+        # mostly stops well before its cap: planning for the cap took passes the run needed).
+        steps_left = max(steps - step, epoch_steps)
+        interval = _main_decides(accelerator, pass_interval(steps_left, eval_every, clock.step_s, clock.eval_s,
+                                                            clock.left(), options.selection_time_share))
+    if interval != schedule_state["interval"]:
+        _log(options, accelerator, f"step {step}: a selection pass takes {clock.eval_s:.1f} s, a step "
+             f"{clock.step_s:.2f} s, {clock.left():.0f} s left: a pass every {interval} steps "
+             f"(planned every {eval_every})")
+    schedule_state["interval"] = interval
+    # At the planned interval the passes stay on its multiples, as planned; a wider one counts from here.
+    schedule_state["next_pass"] = (step // eval_every + 1) * eval_every if interval == eval_every else step + interval
 
 
 def _main_decides(accelerator, decision):
@@ -353,6 +394,8 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
     epoch_steps = max(1, math.ceil(len(encoded["forget"]) / forget_per_step))
     below = []  # per step, the share of the forget batch still below the ceiling
     eval_every = max(1, math.ceil(steps / max(1, options.evaluations)))
+    # The step after which the next selection pass comes (pass_interval may space the passes out).
+    schedule_state = {"next_pass": eval_every, "interval": eval_every}
     _log(options, accelerator, f"method={method.name} steps={steps} lr={learning_rate:.3g} processes={world} "
          f"dtype={train_dtype} "
          f"lora_rank={lora_rank} train rows forget={len(encoded['forget'])} retain={len(encoded['retain'])} "
@@ -388,6 +431,7 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
 
     if options.save_initial:  # otherwise the first trained checkpoint is the first saved, whatever its score
         evaluate_and_keep(0)
+        _plan_next_pass(schedule_state, 0, steps, epoch_steps, eval_every, clock, accelerator, options)
     step = 0
     stopped = "planned steps" if steps_max == steps else "extension cap"  # why the loop ended (the log's "run")
     for step, (forget_ids, retain_ids) in enumerate(schedule, start=1):
@@ -419,11 +463,12 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
         below.append(logs.get("below_ceiling", 0.0))
         elapsed = time.monotonic() - began
         clock.step_s = elapsed if clock.step_s == 0 else 0.9 * clock.step_s + 0.1 * elapsed
-        if step % eval_every == 0 or step in (steps, steps_max):
+        if step >= schedule_state["next_pass"] or step in (steps, steps_max):
             if options.verbose and accelerator.is_main_process:
                 _log(options, accelerator, f"step {step}: loss {loss.item():.3f} "
                      + " ".join(f"{k} {v:.3f}" for k, v in logs.items()))
             evaluate_and_keep(step)
+            _plan_next_pass(schedule_state, step, steps, epoch_steps, eval_every, clock, accelerator, options)
     last_pass_missing = not state["history"] or state["history"][-1]["step"] != step
     if _main_decides(accelerator, last_pass_missing and clock.left() > clock.eval_s + clock.save_s):
         evaluate_and_keep(step)  # stopped by the clock between two selection passes
