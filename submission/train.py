@@ -301,6 +301,8 @@ def _plan_next_pass(schedule_state: dict, step: int, steps: int, epoch_steps: in
         _log(options, accelerator, f"step {step}: a selection pass takes {clock.eval_s:.1f} s, a step "
              f"{clock.step_s:.2f} s, {clock.left():.0f} s left: a pass every {interval} steps "
              f"(planned every {eval_every})")
+        schedule_state["changes"].append({"step": step, "every": interval, "pass_s": round(clock.eval_s, 2),
+                                          "step_s": round(clock.step_s, 3), "left_s": round(clock.left(), 1)})
     schedule_state["interval"] = interval
     # At the planned interval the passes stay on its multiples, as planned; a wider one counts from here.
     schedule_state["next_pass"] = (step // eval_every + 1) * eval_every if interval == eval_every else step + interval
@@ -395,7 +397,7 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
     below = []  # per step, the share of the forget batch still below the ceiling
     eval_every = max(1, math.ceil(steps / max(1, options.evaluations)))
     # The step after which the next selection pass comes (pass_interval may space the passes out).
-    schedule_state = {"next_pass": eval_every, "interval": eval_every}
+    schedule_state = {"next_pass": eval_every, "interval": eval_every, "changes": []}
     _log(options, accelerator, f"method={method.name} steps={steps} lr={learning_rate:.3g} processes={world} "
          f"dtype={train_dtype} "
          f"lora_rank={lora_rank} train rows forget={len(encoded['forget'])} retain={len(encoded['retain'])} "
@@ -474,7 +476,8 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
         evaluate_and_keep(step)  # stopped by the clock between two selection passes
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        _complete_log(output, state["history"], step, steps, stopped)
+        _complete_log(output, state["history"], step, steps, stopped,
+                      {"planned_every": eval_every, "changes": schedule_state["changes"]})
     best = state["best"]
     return {"method": method.name, "learning_rate": learning_rate, "forget_nll_ceiling": ceiling,
             "forget_nll_ceiling_final": state["ceiling"], "steps_done": step, "steps_planned": steps,
@@ -484,16 +487,19 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
             "seconds": round(time.monotonic() - started, 1), "output": str(output)}
 
 
-def _complete_log(output: Path, history: list[dict], steps_done: int, steps_planned: int, stopped: str) -> None:
+def _complete_log(output: Path, history: list[dict], steps_done: int, steps_planned: int, stopped: str,
+                  passes: dict | None = None) -> None:
     """The saved checkpoint's log, completed with the whole run: every selection pass (also those after the
     saved one), the steps done and why the loop stopped (planned steps, extension cap, ascent finished, time
-    budget). Written atomically beside the checkpoint; a checkpoint without a log (none saved by this run) is
+    budget), and ``passes``: the planned interval between selection passes and each time the clock widened it
+    (pass_interval). Written atomically beside the checkpoint; a checkpoint without a log (none saved by this run) is
     left alone."""
     path = output / LOG_FILE
     if not path.is_file():
         return
     log = json.loads(path.read_text(encoding="utf-8"))
-    log["run"] = {"steps_done": steps_done, "steps_planned": steps_planned, "stopped": stopped, "history": history}
+    log["run"] = {"steps_done": steps_done, "steps_planned": steps_planned, "stopped": stopped, "history": history,
+                  "selection_passes": passes}
     temporary = path.with_name(f".{LOG_FILE}.tmp")
     temporary.write_text(json.dumps(log, indent=1, default=str), encoding="utf-8")
     os.replace(temporary, path)

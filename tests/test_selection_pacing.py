@@ -74,10 +74,16 @@ def test_slow_passes_are_spaced_out_and_the_planned_steps_done(target, tmp_path,
     paced = unlearn(str(target.model), str(tmp_path / "paced"), str(target.forget), str(target.retain), **RUN)
     assert paced["stopped"] == "planned steps", paced
     assert paced["steps_done"] == 40
-    history = json.loads((tmp_path / "paced" / train_module.LOG_FILE).read_text())["run"]["history"]
-    assert 2 <= len(history) < 20, [h["step"] for h in history]
+    run = json.loads((tmp_path / "paced" / train_module.LOG_FILE).read_text())["run"]
+    assert 2 <= len(run["history"]) < 20, [h["step"] for h in run["history"]]
+    # The log says how the passes were spaced and from what it was measured.
+    passes = run["selection_passes"]
+    assert passes["planned_every"] == 1 and passes["changes"], passes
+    assert all(c["every"] > 1 and c["pass_s"] >= PASS_S for c in passes["changes"]), passes
     # Unpaced, the passes take the time and the clock stops the run short of its steps.
     unpaced = unlearn(str(target.model), str(tmp_path / "unpaced"), str(target.forget), str(target.retain),
                       pace_selection=False, **RUN)
     assert unpaced["stopped"] == "time budget", unpaced
     assert unpaced["steps_done"] < 40
+    unpaced_passes = json.loads((tmp_path / "unpaced" / train_module.LOG_FILE).read_text())["run"]["selection_passes"]
+    assert unpaced_passes == {"planned_every": 1, "changes": []}
