@@ -116,8 +116,8 @@ class UnlearnSettings:
     holdout_fraction: float = 0.0
     max_selection_rows: int = 48  # per split, about (held-out rows at most this, plus top-ups to this / 6 a group)
     evaluations: int = 10  # selection passes over the run (plus one on the untouched model)
-    # When the passes that `evaluations` plans and the steps left (up to the extension cap) would not fit the
-    # time left, the passes are spaced out so that they take at most what the steps leave, and never less than
+    # When the passes that `evaluations` plans and the steps still planned (past them, an epoch's worth) would
+    # not fit the time left, the passes are spaced out so that they take at most what the steps leave, and never less than
     # this share of the time left (pass_interval): on an OLMo-1B-shaped model under the dry-run's 159 s a pass
     # took 12 s against 0.5 s a step, the passes ate 0.8-0.9 of the run and it stopped at step 40 of 50.
     selection_time_share: float = 0.25
