@@ -31,7 +31,7 @@ NONE_MEANS = {
     "lora_rank": "0 (full-parameter), 16 where the model does not fit one GPU",
     "lora_alpha": "2 x rank",
     "safety_margin_s": "10% of the budget",
-    "train_dtype": "bfloat16 on GPU, float32 on CPU",
+    "train_dtype": "float32 (bfloat16 under ZeRO-3)",
 }
 NOTES = {"time_budget_s": " ($LUME_TIME_LIMIT_S when set)"}
 
@@ -133,6 +133,9 @@ def shown_default(name: str) -> str:
          help="Dtype the selection passes score the model in (the organizers load it in bfloat16).")
 @setting("--seed", type=int, help="Training seed.")
 @setting("--train-dtype", type=click.Choice(["float32", "bfloat16", "float16"]), help="Dtype the model is trained in.")
+@setting("--mixed-precision", type=click.Choice(["auto", "bfloat16", "no"]),
+         help="bfloat16 autocast over float32 weights: auto on a GPU, bfloat16 also on CPU, no never (weights kept "
+              "in bfloat16 lose Adam steps under half their spacing).")
 @click.option("--trust-remote-code", is_flag=True, default=None,
               help="Let the checkpoint run its own code (off by default).")
 @click.option("--progress/--quiet", "progress", default=True, show_default=True,
