@@ -78,3 +78,13 @@ def test_float32_weights_under_autocast_take_the_small_steps_bfloat16_weights_lo
     print(f"moved: float32 under autocast {mixed:.3f}, bfloat16 {bf16:.3f}")
     assert mixed > 0.9, f"float32 weights under autocast: only {mixed:.2f} of the weights moved"
     assert bf16 < 0.5, f"bfloat16 weights: {bf16:.2f} of the weights moved (expected most steps rounded away)"
+
+
+def test_lora_under_autocast_trains_float32_adapters_on_a_bfloat16_base(target, tmp_path):
+    # The path a 7B model takes on one GPU (LoRA, chosen when full float32 training does not fit), on CPU here.
+    before = load_file(target.model / "model.safetensors")
+    unlearn(str(target.model), str(tmp_path / "lora"), str(target.forget), str(target.retain),
+            mixed_precision="bfloat16", lora_rank=4, **{**SMALL_RATE, "learning_rate": 1e-3})
+    after = load_file(tmp_path / "lora" / "model.safetensors")
+    assert set(after) == set(before) and all(v.dtype == torch.float32 for v in after.values())  # the input's dtype
+    assert moved_share(before, after, torch.bfloat16) > 0.5  # the merged adapters moved the weights
