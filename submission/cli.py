@@ -16,7 +16,7 @@ import click
 from .calibration import SWAP_RULES
 from .data import SubmissionInputError
 from .methods import METHODS
-from .train import DEFAULT_METHOD, METHOD_DEFAULTS, UnlearnSettings, unlearn
+from .train import DEFAULT_METHOD, METHOD_DEFAULTS, MIXED_PRECISION, UnlearnSettings, unlearn
 
 SHARED_DEFAULTS = {f.name: f.default for f in dataclasses.fields(UnlearnSettings)
                    if f.default is not dataclasses.MISSING}
@@ -133,7 +133,7 @@ def shown_default(name: str) -> str:
          help="Dtype the selection passes score the model in (the organizers load it in bfloat16).")
 @setting("--seed", type=int, help="Training seed.")
 @setting("--train-dtype", type=click.Choice(["float32", "bfloat16", "float16"]), help="Dtype the model is trained in.")
-@setting("--mixed-precision", type=click.Choice(["auto", "bfloat16", "no"]),
+@setting("--mixed-precision", type=click.Choice(list(MIXED_PRECISION)),
          help="bfloat16 autocast over float32 weights: auto on a GPU, bfloat16 also on CPU, no never (weights kept "
               "in bfloat16 lose Adam steps under half their spacing).")
 @click.option("--trust-remote-code", is_flag=True, default=None,

@@ -340,9 +340,10 @@ def _log(options: UnlearnSettings, accelerator, message: str) -> None:
 def _precision(options: UnlearnSettings, device: torch.device, zero3: bool) -> tuple[torch.dtype, torch.dtype | None]:
     """The weights' dtype while training and the autocast dtype (None: no autocast). Under ZeRO-3 DeepSpeed's
     own configuration decides (its bfloat16 mode keeps float32 master weights)."""
+    given = checkpoint.DTYPE_NAMES[options.train_dtype] if options.train_dtype else None
     if zero3:
-        return (checkpoint.DTYPE_NAMES[options.train_dtype] if options.train_dtype else torch.bfloat16), None
-    weights = checkpoint.DTYPE_NAMES[options.train_dtype] if options.train_dtype else torch.float32
+        return given or torch.bfloat16, None
+    weights = given or torch.float32
     if weights != torch.float32 or options.mixed_precision == "no":
         return weights, None
     if options.mixed_precision == "bfloat16" or device.type == "cuda":
