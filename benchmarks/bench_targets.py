@@ -157,7 +157,9 @@ def merge_reports(reports: list[dict]) -> dict:
         for name, entry in report["targets"].items():
             target = merged["targets"].setdefault(name, {**entry, "runs": []})
             methods = {r["method"] for r in entry["runs"]}
-            target["runs"] = [r for r in target["runs"] if r["method"] not in methods] + entry["runs"]
+            machine = report.get("machine", "not recorded")  # files written before the machine was recorded
+            runs = [{"machine": machine, **r} for r in entry["runs"]]
+            target["runs"] = [r for r in target["runs"] if r["method"] not in methods] + runs
     for name, target in merged["targets"].items():
         target["summary"] = method_summaries(target)
         target["held_out"] = name not in TUNED_ON  # as TUNED_ON says now, whatever the run said then
@@ -190,6 +192,7 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
+    from evaluator.core.machine import describe as describe_machine
     from submission import DEFAULT_METHOD, METHODS, unlearn
 
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -201,7 +204,8 @@ def main(argv=None) -> int:
         {name: None for name in args.targets.split(",")}
     print(f"methods={','.join(methods)} seeds={seeds} extra={extra} targets={','.join(targets)}; each method at "
           f"its own defaults; tuned on: {', '.join(sorted(TUNED_ON))} (capped_gd); the rest held out", flush=True)
-    report = {"seeds": seeds, "extra": extra, "targets": {}}
+    # Scores move with the CPU (bfloat16 rounding, training): every file says where it was measured.
+    report = {"seeds": seeds, "extra": extra, "machine": describe_machine(), "targets": {}}
     for name, folder in targets.items():
         folder = Path(folder) if folder else build_named_target(name, args)
         inputs = target_inputs(folder, args.split)
@@ -269,6 +273,13 @@ def print_table(report: dict) -> None:
     print()
     for line in verdicts:
         print(line)
+    machines: dict[str, list[str]] = {}
+    for name, entry in report["targets"].items():
+        for machine in dict.fromkeys(r.get("machine", report.get("machine", "not recorded")) for r in entry["runs"]):
+            machines.setdefault(machine, []).append(name)
+    print("\nmeasured on:")
+    for machine, names in machines.items():
+        print(f"  {machine}: {', '.join(names)}")
 
 
 if __name__ == "__main__":
