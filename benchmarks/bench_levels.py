@@ -4,7 +4,7 @@ target before unlearning, of every kind of reference document the default could 
     python benchmarks/bench_levels.py --target stub-small=~/.cache/lume-harness/target-e3e7c2917869698b \\
         --target pretrained-small=~/.cache/lume-harness/target-pretrained-small-... --json out.json
 
-Per target (a folder make-target wrote), the median per-document loss of:
+Per target (a folder make-target wrote; the model runs on the CPU), the median per-document loss of:
 
 - the scored MIA nonmembers (the truth the default should land on) and members;
 - the target's calibration documents (``--calibration-docs``);

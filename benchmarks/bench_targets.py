@@ -18,7 +18,9 @@ final score, task aggregate, MIA score, MMLU as a share of before. The bars the 
 the best other method; where the nonmembers are of a kind unlike the forget documents (the
 ``foreign-nonmembers`` and ``lume`` variants: a ``lume`` target learned nothing but its subset, so the release's
 nonmembers are of a kind it never saw), only the calibrated run is held to them. A ``lume-pretrained`` target
-learned the release's other documents first: both runs are held to the bars there.
+learned the release's other documents first: both runs are held to the bars there. A ``--json`` file records
+the machine it was measured on (scores move with the CPU); the table ends by saying which targets were
+measured where.
 """
 
 from __future__ import annotations
@@ -150,7 +152,8 @@ def method_summaries(entry: dict) -> dict[str, dict]:
 
 def merge_reports(reports: list[dict]) -> dict:
     """One report from several runs' files: per target, a later file's runs of a method replace an earlier
-    file's runs of that method (a re-run after the method's defaults changed replaces the old figures)."""
+    file's runs of that method (a re-run after the method's defaults changed replaces the old figures). Each
+    run keeps its file's ``machine`` ("not recorded" for files written before it was recorded)."""
     merged = {"seeds": None, "targets": {}}
     for report in reports:
         merged["seeds"] = merged["seeds"] or report["seeds"]
