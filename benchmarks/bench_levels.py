@@ -73,13 +73,13 @@ def levels(folder: Path, samples: int, copy_ngram: int, seed: int) -> dict:
         losses = calibration.document_losses(model, tokenizer, documents, "cpu")
         return {"level": statistics.median(losses) if losses else None, "documents": len(losses)}
 
-    def read(path: Path) -> list[str]:
-        return [json.loads(line)["document"] for line in path.read_text(encoding="utf-8").splitlines() if line]
+    def read(path: Path) -> list[str]:  # the same reader as --calibration-docs: a .jsonl's "document" fields
+        return calibration.calibration_documents(path)[0]
 
     out = {"nonmembers (scored)": median(read(inputs["mia"] / "nonmember.jsonl")),
            "members": median(read(inputs["mia"] / "member.jsonl"))}
     if inputs["calibration"]:
-        out["calibration documents"] = median(calibration.calibration_documents(inputs["calibration"])[0])
+        out["calibration documents"] = median(read(inputs["calibration"]))
     for rule in calibration.SWAP_RULES:
         out[f"swapped ({rule})"] = median(calibration.reference_documents(rows, rule=rule))
     given = set().union(*(_ngrams(tokenizer(r.input + r.output).input_ids, copy_ngram) for r in rows))
