@@ -27,6 +27,7 @@ NONE_MEANS = {
     "forget_nll_ceiling": "none",
     "calibration_docs": "none: baked-in documents, else swapped forget/retain ones",
     "lr_distance": "not scaled",
+    "mia_tasks": "every task",
     "lr_width": "not scaled",
     "lora_rank": "0 (full-parameter), 16 where the model does not fit one GPU",
     "lora_alpha": "2 x rank",
@@ -117,6 +118,10 @@ def shown_default(name: str) -> str:
          help="Without calibration documents, which words the swapped forget/retain documents swap: every "
               "capitalized word, number and e-mail address, or not a capitalized word opening a sentence "
               "(nearer the level on a model that learned the members' kind first: README, 'Methods').")
+@setting("--mia-tasks",
+         help="The tasks whose documents the membership attack scores (comma-separated, e.g. Task3, as in the "
+              "public release): the level and the selection's attack are theirs alone, and the other tasks' "
+              "forget rows stop at the level of their own task's swapped documents.")
 @setting("--lora-rank", type=int, help="LoRA rank (0: full-parameter training).")
 @setting("--lora-alpha", type=float, help="LoRA alpha.")
 @setting("--gradient-checkpointing/--no-gradient-checkpointing",

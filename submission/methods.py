@@ -27,7 +27,9 @@ class LossInputs:
     retain_weight: float
     beta: float
     gamma: float
-    forget_nll_ceiling: float | None
+    # None, one level for every row, or a tensor of one per forget row (train.row_ceilings: a task the attack
+    # does not score stops at its own level).
+    forget_nll_ceiling: float | torch.Tensor | None
     # The push fades over this share of the ceiling below it (0: full push up to the ceiling), so that rows
     # approach the level instead of jumping past it in one step.
     ascent_taper: float = 0.0
@@ -50,7 +52,7 @@ def token_losses(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> Toke
     return TokenLosses(mean=total / mask.sum(dim=1).clamp(min=1), total=total, logits=logits, mask=mask)
 
 
-def ascent_term(losses: TokenLosses, ceiling: float | None, taper: float = 0.0) -> torch.Tensor:
+def ascent_term(losses: TokenLosses, ceiling: float | torch.Tensor | None, taper: float = 0.0) -> torch.Tensor:
     """Mean forget NLL to be pushed up. Rows already above ``ceiling`` stop contributing: once a row is
     forgotten, ascending further only damages the rest of the model (and pushes its loss far past that of
     text never seen, which a membership attack notices as easily as a low loss). With ``taper`` > 0 the push

@@ -106,6 +106,14 @@ class UnlearnSettings:
     # word opening a sentence). On the memorizing stub targets the first comes nearer the unseen documents'
     # level, on the targets that learned the members' kind first the second (docs/methods.md).
     swapped_words: str = "capitalized"
+    # The tasks whose documents the membership attack scores (comma-separated names; None: every task). The
+    # level (the calibration documents', else these tasks' swapped documents') and the selection's attack are
+    # then these tasks' alone, and the other tasks' forget rows stop at the level of their own task's swapped
+    # documents. The public release's 150 MIA members are all Task3 forget documents (real Wikipedia
+    # biographies) and its nonmembers are of that kind: with them as calibration documents, their level is
+    # Task3's, and ascending the stories and synthetic biographies of Task1 and Task2 up to it cost the retain
+    # set for nothing the attack scores (docs/methods.md, "Only the tasks the attack scores").
+    mia_tasks: str | None = None
     ascent_taper: float = 0.0  # the ascent's push fades over this share of the ceiling below it (methods.ascent_term)
     sc_loss_on_prompt: bool = True  # sentence-completion rows: loss on the whole passage, not just the continuation
     lora_rank: int | None = None  # 0: full-parameter; >0: LoRA of that rank, merged before saving; None: see _auto_lora
@@ -215,7 +223,23 @@ def resolve_options(options: dict) -> UnlearnSettings:
                                    f"not {resolved.swapped_words!r}")
     if resolved.calibration_docs is not None:
         calibration_documents(resolved.calibration_docs)  # a bad folder fails here, before anything is written
+    if resolved.mia_tasks is not None and not _task_names(resolved.mia_tasks):
+        raise SubmissionInputError(f"mia_tasks must name at least one task, not {resolved.mia_tasks!r}")
     return resolved
+
+
+def _task_names(text: str | None) -> list[str]:
+    """The task names of a comma-separated setting (``mia_tasks``)."""
+    return [name.strip() for name in (text or "").split(",") if name.strip()]
+
+
+def check_mia_tasks(forget_rows: list[Row], options: UnlearnSettings) -> None:
+    """Every task ``mia_tasks`` names has forget rows (a misspelt name would silently score nothing)."""
+    present = sorted({row.task for row in forget_rows})
+    missing = [name for name in _task_names(options.mia_tasks) if name not in present]
+    if missing:
+        raise SubmissionInputError(f"mia_tasks: no forget row of task(s) {', '.join(missing)} "
+                                   f"(the forget set's tasks: {', '.join(present)})")
 
 
 def check_model_dir(path: str | Path) -> Path:
@@ -259,6 +283,7 @@ def unlearn(input_path_to_unlearning_candidate_model, output_path_to_write_unlea
     model_dir = check_model_dir(resolve_model(input_path_to_unlearning_candidate_model))
     output = check_output_dir(output_path_to_write_unlearned_model, model_dir)
     forget_rows = load_rows(path_to_forget_set, "forget")
+    check_mia_tasks(forget_rows, resolved)
     retain_rows = load_rows(path_to_retain_set, "retain")
     return _run(model_dir, output, forget_rows, retain_rows, resolved, started)
 
@@ -395,6 +420,10 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
     documents = (members, references) if options.selection_mia and members and references else None
     ceiling, calibration = _forget_ceiling(accelerator.unwrap_model(model), tokenizer, references, source,
                                            accelerator, options)
+    other_levels = _other_task_levels(accelerator.unwrap_model(model), tokenizer, forget_rows, retain_rows, ceiling,
+                                      accelerator, options)
+    if calibration is not None and other_levels:
+        calibration["other_tasks"] = other_levels
     # Every process measures (under ZeRO-3 the forward passes are collective); the main one's rate is taken by
     # all, so that no process steps at a rate a rounding apart from another's.
     learning_rate, rate = _main_decides(accelerator, _distance_scaled_rate(
@@ -479,7 +508,10 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
         batches = {name: {k: v.to(accelerator.device) for k, v in
                           collate([encoded[name][i] for i in ids], tokenizer.pad_token_id).items()}
                    for name, ids in (("forget", mine_f), ("retain", mine_r))}
-        loss, logs = _optimizer_step(method, model, optimizer, accelerator, batches, reference, state["ceiling"],
+        ceilings = row_ceilings(state["ceiling"], [encoded["forget_tasks"][i] for i in mine_f], other_levels)
+        if isinstance(ceilings, torch.Tensor):
+            ceilings = ceilings.to(accelerator.device)
+        loss, logs = _optimizer_step(method, model, optimizer, accelerator, batches, reference, ceilings,
                                      options, autocast)
         below.append(logs.get("below_ceiling", 0.0))
         elapsed = time.monotonic() - began
@@ -573,7 +605,7 @@ def _selection_score(model, tokenizer, selection: dict[str, list[Row]], document
     return score
 
 
-def _optimizer_step(method, model, optimizer, accelerator, batches: dict, reference, ceiling: float | None,
+def _optimizer_step(method, model, optimizer, accelerator, batches: dict, reference, ceiling,
                     options: UnlearnSettings,
                     autocast: torch.dtype | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """One step of ``method``'s loss on a forget and a retain batch (forward passes under ``autocast`` when
@@ -595,10 +627,14 @@ def _optimizer_step(method, model, optimizer, accelerator, batches: dict, refere
 
 
 def _encode_training_rows(tokenizer, training: dict[str, list[Row]], options: UnlearnSettings) -> dict:
+    """Per split, the encoded rows (those with an answer token within ``max_length``); under
+    ``"<split>_tasks"``, each kept row's task."""
     encoded = {}
     for name in SPLITS:
-        encoded[name] = [e for e in (encode_row(tokenizer, r, options.max_length, options.sc_loss_on_prompt)
-                                     for r in training[name]) if e is not None]
+        kept = [(r.task, e) for r, e in ((r, encode_row(tokenizer, r, options.max_length, options.sc_loss_on_prompt))
+                                         for r in training[name]) if e is not None]
+        encoded[name] = [e for _, e in kept]
+        encoded[f"{name}_tasks"] = [task for task, _ in kept]
         if not encoded[name]:
             raise SubmissionInputError(f"the {name} set has no row with an answer token within "
                                        f"max_length={options.max_length}")
@@ -660,14 +696,47 @@ def _membership_documents(forget_rows: list[Row], retain_rows: list[Row],
     the membership score the checkpoint selection weighs. Capped, so that a selection pass on the real
     1,112-row forget set stays a small share of the run."""
     rng = random.Random(options.seed)
+    scored = _task_names(options.mia_tasks)  # empty: every task
     references, source = calibration_documents(options.calibration_docs)
     if not references:
-        references = reference_documents(forget_rows + retain_rows, seed=options.seed, rule=options.swapped_words)
-        source = swapped_source(options.swapped_words)
+        references = reference_documents([r for r in forget_rows + retain_rows if not scored or r.task in scored],
+                                         seed=options.seed, rule=options.swapped_words)
+        source = swapped_source(options.swapped_words) + (f", of {', '.join(scored)}" if scored else "")
     references = rng.sample(references, min(len(references), options.max_mia_documents * 2))
-    members = [d for documents in documents_by_task(forget_rows).values() for d in documents]
+    members = [d for task, documents in documents_by_task(forget_rows).items() for d in documents
+               if not scored or task in scored]
     members = rng.sample(members, min(len(members), options.max_mia_documents))
     return members, references, source
+
+
+def _other_task_levels(model, tokenizer, forget_rows: list[Row], retain_rows: list[Row], ceiling: float | None,
+                       accelerator, options: UnlearnSettings) -> dict[str, dict]:
+    """Under ``mia_tasks`` and a measured ceiling: per task the attack does not score, the level its forget rows
+    stop at, measured like the default's swapped level but on that task's documents alone (``document_level``'s
+    record). Such rows only need forgetting; the level of their own kind keeps them from being ascended further
+    than that (a task with fewer than two documents takes the ceiling)."""
+    scored = _task_names(options.mia_tasks)
+    if not scored or ceiling is None or options.forget_nll_ceiling != MEASURED:
+        return {}
+    levels = {}
+    for task in sorted({row.task for row in forget_rows} - set(scored)):
+        documents = reference_documents([r for r in forget_rows + retain_rows if r.task == task], seed=options.seed,
+                                        rule=options.swapped_words)
+        record = document_level(model, tokenizer, documents, accelerator.device,
+                                f"{swapped_source(options.swapped_words)}, of {task} (not scored by the attack)")
+        if record["level"] is None:
+            record.update(level=ceiling, how="the ceiling (fewer than two documents of this task to swap)")
+        levels[task] = record
+        _log(options, accelerator, f"forget loss level of {task}: {record['level']:.3f} nats/token ({record['how']})")
+    return levels
+
+
+def row_ceilings(ceiling: float | None, row_tasks: list[str], levels: dict[str, dict]):
+    """The ceiling of each forget row of a batch: its task's own level (``_other_task_levels``) for a task the
+    attack does not score, else ``ceiling`` (None, a float or a per-row tensor, as ``methods.ascent_term`` takes)."""
+    if ceiling is None or not levels:
+        return ceiling
+    return torch.tensor([levels[task]["level"] if task in levels else ceiling for task in row_tasks])
 
 
 def distance_scaled_rate(learning_rate: float, distance: float, lr_distance: float) -> float:
