@@ -10,7 +10,10 @@ Each method runs at its own defaults (submission/methods.py); those were chosen 
 the targets in TUNED_ON (marked *tuned* below), the other methods' on the organizers' tiny golden model by
 benchmarks/bench_methods.py's grid -- so every other target is held out for every method. The default
 (capped_gd) also runs with ``--calibration-docs`` (the target's ``calibration/`` documents: of the members'
-kind, never seen, disjoint from the scored nonmembers) as ``capped_gd+cal``.
+kind, never seen, disjoint from the scored nonmembers) as ``capped_gd+cal``; where the target's MIA members are
+the documents of some tasks only (the lume variants: Task3, as in the public release), it runs a third time,
+calibrated and told so (``mia_tasks``, read off the target's member file: ``scored_tasks``), as
+``capped_gd+cal+tasks``.
 
 Per target: the before scores (the target itself), then per method the mean and spread over seeds of the
 final score, task aggregate, MIA score, MMLU as a share of before. The bars the default is held to (issue
@@ -48,6 +51,10 @@ DEFAULT_TARGETS = ("stub-small", "stub-medium", "pretrained-small", "pretrained-
                    "foreign-nonmembers-medium", "lume-small", "lume-medium", "lume-pretrained-small",
                    "lume-pretrained-medium")
 CALIBRATED = "capped_gd+cal"
+# The calibrated run told which tasks the MIA scores (``mia_tasks``): only where the target's members are the
+# documents of some tasks only (``scored_tasks``: the lume variants, Task3 as in the release).
+CALIBRATED_TASKS = "capped_gd+cal+tasks"
+DEFAULT_RUNS = ("capped_gd", CALIBRATED, CALIBRATED_TASKS)
 
 
 def parse_args(argv=None):
@@ -94,10 +101,27 @@ def target_inputs(folder: Path, split: str = "train") -> dict:
     data = folder / "data" if (folder / "data").is_dir() else Path(record["data"])
     mia = folder / "mia" if (folder / "mia" / "member.jsonl").is_file() else data / "mia_data"
     mia = mia / "validation" if split == "validation" else mia
-    return {"record": record, "data": data, "split": split, "mia": mia,
-            "calibration": folder / "calibration" if (folder / "calibration").is_dir() else None,
-            "mmlu": data / "mmlu" if (data / "mmlu").is_dir() else None,
-            "variant": record.get("variant") or record.get("settings", {}).get("variant", "stub")}
+    inputs = {"record": record, "data": data, "split": split, "mia": mia,
+              "calibration": folder / "calibration" if (folder / "calibration").is_dir() else None,
+              "mmlu": data / "mmlu" if (data / "mmlu").is_dir() else None,
+              "variant": record.get("variant") or record.get("settings", {}).get("variant", "stub")}
+    inputs["mia_tasks"] = scored_tasks(inputs)
+    return inputs
+
+
+def scored_tasks(inputs: dict) -> str | None:
+    """The tasks of the forget documents the target's MIA members are (a member's id is a forget row's id or
+    the stem of its ids), comma-separated; None when they are of every task. What a participant reads off the
+    public release (its 150 members are Task3 forget documents) and packs as ``mia_tasks``."""
+    from evaluator.core.data import load_split
+
+    forget = load_split(inputs["data"], "forget", inputs["split"])
+    stems = {str(i): task for i, task in zip(forget["id"], forget["task"])}
+    stems.update({str(i)[:-3]: task for i, task in zip(forget["id"], forget["task"])})
+    members = [json.loads(line)["id"] for line in (inputs["mia"] / "member.jsonl").read_text(
+        encoding="utf-8").splitlines() if line.strip()]
+    tasks = sorted({stems[str(m)] for m in members if str(m) in stems})
+    return ",".join(tasks) if tasks and set(tasks) != set(forget["task"]) else None
 
 
 def materialize(inputs: dict, work: Path) -> Path:
@@ -172,8 +196,8 @@ def merge_reports(reports: list[dict]) -> dict:
 def verdict(name: str, variant: str, rows: dict[str, dict]) -> list[str]:
     """The default's bars on this target (the calibrated run's only, where nonmembers are of another kind)."""
     lines = []
-    held = [CALIBRATED] if variant in ("foreign-nonmembers", "lume") else ["capped_gd", CALIBRATED]
-    others = [row["final"] for method, row in rows.items() if method not in ("capped_gd", CALIBRATED)]
+    held = [CALIBRATED, CALIBRATED_TASKS] if variant in ("foreign-nonmembers", "lume") else list(DEFAULT_RUNS)
+    others = [row["final"] for method, row in rows.items() if method not in DEFAULT_RUNS]
     best_other = max(others) if others else None
     for method in held:
         if method not in rows:
@@ -199,7 +223,7 @@ def main(argv=None) -> int:
     from submission import DEFAULT_METHOD, METHODS, unlearn
 
     seeds = [int(s) for s in args.seeds.split(",")]
-    methods = args.methods.split(",") if args.methods else [*METHODS, CALIBRATED]
+    methods = args.methods.split(",") if args.methods else [*METHODS, CALIBRATED, CALIBRATED_TASKS]
     extra = json.loads(args.extra)
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="bench_targets."))
     work.mkdir(parents=True, exist_ok=True)
@@ -215,20 +239,28 @@ def main(argv=None) -> int:
         name = name if args.split == "train" else f"{name} ({args.split})"
         if CALIBRATED in methods and inputs["calibration"] is None:
             print(f"{name}: no calibration/ folder, {CALIBRATED} skipped", flush=True)
+        if CALIBRATED_TASKS in methods and not (inputs["calibration"] and inputs["mia_tasks"]):
+            print(f"{name}: the MIA members are of every task (or no calibration/ folder), {CALIBRATED_TASKS} "
+                  f"skipped", flush=True)
         handed = materialize(inputs, work / name)
         before = score(folder, inputs, work / name / "before")
         entry = report["targets"][name] = {"folder": str(folder), "variant": inputs["variant"], "before": before,
-                                           "runs": [], "held_out": name not in TUNED_ON}
+                                           "runs": [], "held_out": name not in TUNED_ON,
+                                           "mia_tasks": inputs["mia_tasks"]}
         print(f"{name} ({folder}): before {json.dumps(before)}", flush=True)
         entry["build_seconds"] = inputs["record"].get("seconds")
         for method in methods:
             if method == CALIBRATED and inputs["calibration"] is None:
                 continue
+            if method == CALIBRATED_TASKS and not (inputs["calibration"] and inputs["mia_tasks"]):
+                continue
             for seed in seeds:
-                options = {"method": DEFAULT_METHOD if method == CALIBRATED else method, "seed": seed,
-                           "verbose": False, **extra}
-                if method == CALIBRATED:
+                options = {"method": DEFAULT_METHOD if method in (CALIBRATED, CALIBRATED_TASKS) else method,
+                           "seed": seed, "verbose": False, **extra}
+                if method in (CALIBRATED, CALIBRATED_TASKS):
                     options["calibration_docs"] = str(inputs["calibration"])
+                if method == CALIBRATED_TASKS:  # as a participant packs it from the release: Task3
+                    options["mia_tasks"] = inputs["mia_tasks"]
                 run_dir = work / name / f"{method}-seed{seed}"
                 shutil.rmtree(run_dir, ignore_errors=True)
                 if torch.cuda.is_available():
@@ -238,6 +270,8 @@ def main(argv=None) -> int:
                 seconds = time.monotonic() - began
                 run = {"method": method, "seed": seed, "seconds": round(seconds, 1),
                        "ceiling": summary.get("forget_nll_ceiling"), **gpu_memory()}
+                if options.get("mia_tasks"):
+                    run["mia_tasks"] = options["mia_tasks"]
                 began = time.monotonic()
                 run.update(score(run_dir / "model", inputs, run_dir / "eval"))
                 run["eval_seconds"] = round(time.monotonic() - began, 1)
@@ -261,7 +295,10 @@ def print_table(report: dict) -> None:
     for name, entry in report["targets"].items():
         rows = entry.get("summary", {})
         for method, row in sorted(rows.items(), key=lambda kv: -kv[1]["final"]):
-            print(f"| {name} | {'yes' if entry['held_out'] else 'tuned'} | {method} | {row['final']:.3f} ± "
+            # A run told which tasks the attack scores says so (older result files have no such runs).
+            tasks = sorted({r["mia_tasks"] for r in entry["runs"] if r["method"] == method and r.get("mia_tasks")})
+            shown = f"{method} (mia_tasks {', '.join(tasks)})" if tasks else method
+            print(f"| {name} | {'yes' if entry['held_out'] else 'tuned'} | {shown} | {row['final']:.3f} ± "
                   f"{row['final_sd']:.3f} | {row['task_aggregate']:.3f} | {row['mia']:.3f} | {row['mmlu_ratio']:.3f} |")
         verdicts += verdict(name, entry["variant"], rows)
     costs = [(name, method, runs) for name, entry in report["targets"].items()

@@ -1,5 +1,6 @@
-"""benchmarks/bench_targets.py's merging of result files: every run keeps the machine it was measured on
-(scores move with the CPU), and the table says which targets were measured where."""
+"""benchmarks/bench_targets.py: the merging of result files (every run keeps the machine it was measured on,
+since scores move with the CPU, and the table says which targets were measured where), and the tasks its
+calibrated run is told the MIA scores."""
 
 import importlib.util
 from pathlib import Path
@@ -41,3 +42,22 @@ def test_a_file_without_a_machine_reads_not_recorded(capsys):
     bench = _bench_targets()
     bench.print_table(bench.merge_reports([_report(None, "capped_gd", 0.80)]))
     assert "  not recorded: stub-small" in capsys.readouterr().out
+
+
+def test_the_calibrated_run_is_told_the_tasks_the_targets_mia_members_are_of(tmp_path):
+    """As a participant reads it off the release (its members are all Task3 forget documents): a member's id is
+    a forget row's id or the stem of its ids; members of every task leave the setting unset."""
+    import json
+
+    bench = _bench_targets()
+    stub = ROOT / "data_stub"
+    rows = [json.loads(line) for line in (stub / "data" / "forget_train-00000-of-00001.jsonl").read_text().splitlines()]
+    by_task = {}
+    for row in rows:
+        by_task.setdefault(row["task"], []).append(row["id"])
+    for name, members, expected in [("one", [by_task["Task2"][0][:-3], by_task["Task2"][1]], "Task2"),
+                                    ("every", [ids[0] for ids in by_task.values()], None)]:
+        mia = tmp_path / name
+        mia.mkdir()
+        (mia / "member.jsonl").write_text("".join(json.dumps({"id": i, "document": "x"}) + "\n" for i in members))
+        assert bench.scored_tasks({"data": stub, "split": "train", "mia": mia}) == expected
