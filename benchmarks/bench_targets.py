@@ -115,6 +115,8 @@ def scored_tasks(inputs: dict) -> str | None:
     public release (its 150 members are Task3 forget documents) and packs as ``mia_tasks``."""
     from evaluator.core.data import load_split
 
+    if not (inputs["mia"] / "member.jsonl").is_file():
+        return None
     forget = load_split(inputs["data"], "forget", inputs["split"])
     stems = {str(i): task for i, task in zip(forget["id"], forget["task"])}
     stems.update({str(i)[:-3]: task for i, task in zip(forget["id"], forget["task"])})

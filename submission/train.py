@@ -722,8 +722,10 @@ def _other_task_levels(model, tokenizer, forget_rows: list[Row], retain_rows: li
     for task in sorted({row.task for row in forget_rows} - set(scored)):
         documents = reference_documents([r for r in forget_rows + retain_rows if r.task == task], seed=options.seed,
                                         rule=options.swapped_words)
+        # Named here: swapped_source says "no calibration documents given", which need not hold for this run.
         record = document_level(model, tokenizer, documents, accelerator.device,
-                                f"{swapped_source(options.swapped_words)}, of {task} (not scored by the attack)")
+                                f"{task}'s forget/retain documents with their entities ({options.swapped_words}) "
+                                f"swapped across them (a task the attack does not score)")
         if record["level"] is None:
             record.update(level=ceiling, how="the ceiling (fewer than two documents of this task to swap)")
         levels[task] = record

@@ -281,6 +281,15 @@ def submission_calibration_malformed(tmp: Path):
     return argv, {"tmp": tmp, "calibration": calibration, "out": out}
 
 
+def submission_mia_tasks_unknown(tmp: Path):
+    """``unlearn ... --mia-tasks Task9``, a task no forget row has: refused once the forget set is read, before the
+    model is loaded (its weights file here is empty) or anything is written."""
+    checkpoint, out = fake_checkpoint(tmp), tmp / "out"
+    (checkpoint / "model.safetensors").write_bytes(b"")
+    data = data_dir(tmp)
+    return [str(checkpoint), str(out), str(data), str(data), "--mia-tasks", "Task9"], {"tmp": tmp, "out": out}
+
+
 # --- the submission's command line (unlearn MODEL OUT FORGET RETAIN) ------------------------------------
 
 def submission_setup(kind: str) -> Setup:
@@ -565,6 +574,9 @@ CASES: list[FaultCase] = [
     FaultCase("submission-calibration-malformed", "a --calibration-docs .jsonl line is not valid JSON", "unlearn", 2,
               "error: <calibration>/nonmember.jsonl: line 2: malformed JSON (…)", BAD_INPUT,
               submission_calibration_malformed),
+    FaultCase("submission-mia-tasks-unknown", "--mia-tasks names a task no forget row has", "unlearn", 2,
+              "error: mia_tasks: no forget row of task(s) Task9 (the forget set's tasks: Task1, Task3)", BAD_INPUT,
+              submission_mia_tasks_unknown),
 ]
 
 CASES_BY_NAME = {case.name: case for case in CASES}

@@ -64,7 +64,8 @@ def test_a_run_scoring_one_task_logs_the_other_tasks_own_level(target, tmp_path)
     measured = ceiling["measured"]
     assert measured["how"].endswith("of Task2") and ceiling["value"] == measured["level"]
     other = measured["other_tasks"]
-    assert list(other) == ["Task1"] and "of Task1 (not scored by the attack)" in other["Task1"]["how"]
+    assert list(other) == ["Task1"]
+    assert "of Task1's forget/retain documents with their entities (capitalized) swapped" in other["Task1"]["how"]
     assert other["Task1"]["level"] > 0 and other["Task1"]["level"] != pytest.approx(ceiling["value"], abs=1e-3)
     # Every task scored: one level for every row, as without the setting.
     both = tmp_path / "both"
