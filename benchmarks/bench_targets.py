@@ -113,17 +113,25 @@ def scored_tasks(inputs: dict) -> str | None:
     """The tasks of the forget documents the target's MIA members are (a member's id is a forget row's id or
     the stem of its ids), comma-separated; None when they are of every task. What a participant reads off the
     public release (its 150 members are Task3 forget documents) and packs as ``mia_tasks``."""
-    from evaluator.core.data import load_split
+    from evaluator.core.data import load_mia, load_split
 
     if not (inputs["mia"] / "member.jsonl").is_file():
         return None
     forget = load_split(inputs["data"], "forget", inputs["split"])
     stems = {str(i): task for i, task in zip(forget["id"], forget["task"])}
     stems.update({str(i)[:-3]: task for i, task in zip(forget["id"], forget["task"])})
-    members = [json.loads(line)["id"] for line in (inputs["mia"] / "member.jsonl").read_text(
-        encoding="utf-8").splitlines() if line.strip()]
-    tasks = sorted({stems[str(m)] for m in members if str(m) in stems})
+    tasks = sorted({stems[m] for m in load_mia(inputs["mia"])["member"]["id"] if m in stems})
     return ",".join(tasks) if tasks and set(tasks) != set(forget["task"]) else None
+
+
+def skip_reason(method: str, inputs: dict) -> str | None:
+    """Why ``method`` cannot run on this target (None: it can): the calibrated runs need calibration documents,
+    the one told the scored tasks needs MIA members of some tasks only."""
+    if method in (CALIBRATED, CALIBRATED_TASKS) and inputs["calibration"] is None:
+        return "no calibration/ folder"
+    if method == CALIBRATED_TASKS and not inputs["mia_tasks"]:
+        return "the MIA members are of every task"
+    return None
 
 
 def materialize(inputs: dict, work: Path) -> Path:
@@ -239,11 +247,9 @@ def main(argv=None) -> int:
         folder = Path(folder) if folder else build_named_target(name, args)
         inputs = target_inputs(folder, args.split)
         name = name if args.split == "train" else f"{name} ({args.split})"
-        if CALIBRATED in methods and inputs["calibration"] is None:
-            print(f"{name}: no calibration/ folder, {CALIBRATED} skipped", flush=True)
-        if CALIBRATED_TASKS in methods and not (inputs["calibration"] and inputs["mia_tasks"]):
-            print(f"{name}: the MIA members are of every task (or no calibration/ folder), {CALIBRATED_TASKS} "
-                  f"skipped", flush=True)
+        skipped = {method: why for method in methods if (why := skip_reason(method, inputs))}
+        for method, why in skipped.items():
+            print(f"{name}: {why}, {method} skipped", flush=True)
         handed = materialize(inputs, work / name)
         before = score(folder, inputs, work / name / "before")
         entry = report["targets"][name] = {"folder": str(folder), "variant": inputs["variant"], "before": before,
@@ -252,9 +258,7 @@ def main(argv=None) -> int:
         print(f"{name} ({folder}): before {json.dumps(before)}", flush=True)
         entry["build_seconds"] = inputs["record"].get("seconds")
         for method in methods:
-            if method == CALIBRATED and inputs["calibration"] is None:
-                continue
-            if method == CALIBRATED_TASKS and not (inputs["calibration"] and inputs["mia_tasks"]):
+            if method in skipped:
                 continue
             for seed in seeds:
                 options = {"method": DEFAULT_METHOD if method in (CALIBRATED, CALIBRATED_TASKS) else method,

@@ -508,9 +508,8 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
         batches = {name: {k: v.to(accelerator.device) for k, v in
                           collate([encoded[name][i] for i in ids], tokenizer.pad_token_id).items()}
                    for name, ids in (("forget", mine_f), ("retain", mine_r))}
-        ceilings = row_ceilings(state["ceiling"], [encoded["forget_tasks"][i] for i in mine_f], other_levels)
-        if isinstance(ceilings, torch.Tensor):
-            ceilings = ceilings.to(accelerator.device)
+        ceilings = row_ceilings(state["ceiling"], [encoded["forget_tasks"][i] for i in mine_f], other_levels,
+                                accelerator.device)
         loss, logs = _optimizer_step(method, model, optimizer, accelerator, batches, reference, ceilings,
                                      options, autocast)
         below.append(logs.get("below_ceiling", 0.0))
@@ -631,10 +630,12 @@ def _encode_training_rows(tokenizer, training: dict[str, list[Row]], options: Un
     ``"<split>_tasks"``, each kept row's task."""
     encoded = {}
     for name in SPLITS:
-        kept = [(r.task, e) for r, e in ((r, encode_row(tokenizer, r, options.max_length, options.sc_loss_on_prompt))
-                                         for r in training[name]) if e is not None]
-        encoded[name] = [e for _, e in kept]
-        encoded[f"{name}_tasks"] = [task for task, _ in kept]
+        encoded[name], encoded[f"{name}_tasks"] = [], []
+        for row in training[name]:
+            row_encoded = encode_row(tokenizer, row, options.max_length, options.sc_loss_on_prompt)
+            if row_encoded is not None:
+                encoded[name].append(row_encoded)
+                encoded[f"{name}_tasks"].append(row.task)
         if not encoded[name]:
             raise SubmissionInputError(f"the {name} set has no row with an answer token within "
                                        f"max_length={options.max_length}")
@@ -733,12 +734,13 @@ def _other_task_levels(model, tokenizer, forget_rows: list[Row], retain_rows: li
     return levels
 
 
-def row_ceilings(ceiling: float | None, row_tasks: list[str], levels: dict[str, dict]):
+def row_ceilings(ceiling: float | None, row_tasks: list[str], levels: dict[str, dict], device=None):
     """The ceiling of each forget row of a batch: its task's own level (``_other_task_levels``) for a task the
-    attack does not score, else ``ceiling`` (None, a float or a per-row tensor, as ``methods.ascent_term`` takes)."""
+    attack does not score, else ``ceiling`` (None, a float or a per-row tensor on ``device``, as
+    ``methods.ascent_term`` takes)."""
     if ceiling is None or not levels:
         return ceiling
-    return torch.tensor([levels[task]["level"] if task in levels else ceiling for task in row_tasks])
+    return torch.tensor([levels[task]["level"] if task in levels else ceiling for task in row_tasks], device=device)
 
 
 def distance_scaled_rate(learning_rate: float, distance: float, lr_distance: float) -> float:

@@ -59,5 +59,6 @@ def test_the_calibrated_run_is_told_the_tasks_the_targets_mia_members_are_of(tmp
                                     ("every", [ids[0] for ids in by_task.values()], None)]:
         mia = tmp_path / name
         mia.mkdir()
-        (mia / "member.jsonl").write_text("".join(json.dumps({"id": i, "document": "x"}) + "\n" for i in members))
+        for file, ids in (("member.jsonl", members), ("nonmember.jsonl", ["n1"])):
+            (mia / file).write_text("".join(json.dumps({"id": i, "document": "x"}) + "\n" for i in ids))
         assert bench.scored_tasks({"data": stub, "split": "train", "mia": mia}) == expected
