@@ -656,25 +656,29 @@ def _trainable_model(model_dir: Path, accelerator, train_dtype: torch.dtype, aut
                      options: UnlearnSettings):
     """The model to train (full or LoRA) and its optimizer, prepared by accelerate; also the base config, the
     LoRA rank and scaling (None without LoRA) that saving needs, and the dtype the base weights ended in."""
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoConfig, AutoModelForCausalLM
 
+    config = AutoConfig.from_pretrained(model_dir, trust_remote_code=options.trust_remote_code)
+    lora_rank = _auto_lora(config, train_dtype, accelerator, zero3, options)
+    if lora_rank > 0 and autocast is not None:
+        # LoRA's frozen base needs no float32 copy, so it is loaded in the autocast dtype directly: a 7B model
+        # is 28 GB of host memory in float32, 14 in bfloat16. peft keeps the adapters in float32.
+        train_dtype = autocast
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=train_dtype,
                                                  trust_remote_code=options.trust_remote_code)
     base_config = model.config
-    if options.gradient_checkpointing:
+    # LoRA chosen by _auto_lora is the case where memory is short: it checkpoints activations too.
+    checkpointing = options.gradient_checkpointing or (lora_rank > 0 and options.lora_rank is None)
+    if checkpointing:
         model.gradient_checkpointing_enable()
         model.config.use_cache = False
-    lora_rank = _auto_lora(model, accelerator, zero3, options)
     lora_scaling = None
     if lora_rank > 0:
         from peft import LoraConfig, get_peft_model
 
         alpha = options.lora_alpha if options.lora_alpha is not None else 2.0 * lora_rank
         lora_scaling = alpha / lora_rank
-        if autocast is not None:  # the frozen base needs no float32 copy; peft keeps the adapters in float32
-            model.to(autocast)
-            train_dtype = autocast
-        if options.gradient_checkpointing:
+        if checkpointing:
             model.enable_input_require_grads()
         model = get_peft_model(model, LoraConfig(r=lora_rank, lora_alpha=alpha, lora_dropout=0.0,
                                                  target_modules="all-linear", task_type="CAUSAL_LM"))
@@ -782,24 +786,32 @@ def _forget_ceiling(model, tokenizer, references: list[str], source: str | None,
     return ceiling, calibration
 
 
-def _auto_lora(model, accelerator, zero3: bool, options: UnlearnSettings) -> int:
-    """The LoRA rank to train with. Unless set, full-parameter training where weights, gradients and AdamW
-    states (8 bytes a parameter in bfloat16, 16 in float32) fit in 60% of one GPU, or on CPU, or under
-    ZeRO-3 (which shards them); otherwise rank 16 with gradient checkpointing: the organizers' plain
-    one-process call on a 7B model would not fit a 40 GB A100 in full."""
+def parameter_count(config, trust_remote_code: bool = False) -> int:
+    """The parameters of the model ``config`` describes, counted on an empty (meta-device) shell: nothing is
+    loaded or allocated."""
+    from accelerate import init_empty_weights
+    from transformers import AutoModelForCausalLM
+
+    with init_empty_weights():
+        shell = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
+    return sum(p.numel() for p in shell.parameters())
+
+
+def _auto_lora(config, train_dtype: torch.dtype, accelerator, zero3: bool, options: UnlearnSettings) -> int:
+    """The LoRA rank to train with, decided from the config before the weights are loaded. Unless set,
+    full-parameter training where weights, gradients and AdamW states (8 bytes a parameter in bfloat16, 16 in
+    float32) fit in 60% of one GPU, or on CPU, or under ZeRO-3 (which shards them); otherwise rank 16 (and
+    gradient checkpointing, in _trainable_model): the organizers' plain one-process call on a 7B model would
+    not fit a 40 GB A100 in full."""
     if options.lora_rank is not None:
         return options.lora_rank
     if accelerator.device.type != "cuda" or zero3:
         return 0
-    parameters = sum(p.numel() for p in model.parameters())
-    bytes_per_parameter = 4 * next(model.parameters()).element_size()
+    parameters = parameter_count(config, options.trust_remote_code)
+    bytes_per_parameter = 4 * train_dtype.itemsize
     if parameters * bytes_per_parameter < 0.6 * torch.cuda.get_device_properties(accelerator.device).total_memory:
         return 0
     _log(options, accelerator, f"{parameters / 1e9:.1f}B parameters do not fit one GPU for full training: LoRA rank 16")
-    if not options.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
-        model.config.use_cache = False
-        model.enable_input_require_grads()
     return 16
 
 

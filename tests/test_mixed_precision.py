@@ -88,3 +88,57 @@ def test_lora_under_autocast_trains_float32_adapters_on_a_bfloat16_base(target, 
     after = load_file(tmp_path / "lora" / "model.safetensors")
     assert set(after) == set(before) and all(v.dtype == torch.float32 for v in after.values())  # the input's dtype
     assert moved_share(before, after, torch.bfloat16) > 0.5  # the merged adapters moved the weights
+
+
+def test_lora_under_autocast_loads_the_base_in_bfloat16_without_a_float32_copy(target, tmp_path, monkeypatch):
+    # A 7B base loaded in float32 before the cast would take 28 GB of host memory for a moment instead of 14.
+    from transformers import AutoModelForCausalLM
+
+    loaded = []
+    load = AutoModelForCausalLM.from_pretrained
+
+    def recording(*args, **kwargs):
+        loaded.append(kwargs.get("dtype"))
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", recording)
+    unlearn(str(target.model), str(tmp_path / "lora"), str(target.forget), str(target.retain),
+            mixed_precision="bfloat16", lora_rank=4, **SMALL_RATE)
+    assert loaded == [torch.bfloat16]
+    loaded.clear()
+    unlearn(str(target.model), str(tmp_path / "full"), str(target.forget), str(target.retain),
+            mixed_precision="bfloat16", **SMALL_RATE)
+    assert loaded == [torch.float32]  # full training keeps float32 weights under autocast
+
+
+class _OnGPU:
+    device = torch.device("cuda")
+    is_main_process = True
+
+
+def test_lora_is_chosen_from_the_config_before_any_weight_is_loaded(target, monkeypatch):
+    from types import SimpleNamespace
+
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("weights were loaded to decide on LoRA")
+
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", no_loading)
+    config = AutoConfig.from_pretrained(target.model)
+    parameters = train_module.parameter_count(config)
+    loaded = AutoModelForCausalLM.from_config(config)
+    assert parameters == sum(p.numel() for p in loaded.parameters())
+
+    def gpu_of(total_memory):
+        properties = SimpleNamespace(total_memory=total_memory)
+        monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: properties)
+
+    # float32 full training: 16 bytes a parameter, within 60% of the GPU or not.
+    gpu_of(parameters * 16 / 0.6 * 1.1)
+    assert train_module._auto_lora(config, torch.float32, _OnGPU(), False, settings(verbose=False)) == 0
+    gpu_of(parameters * 16 / 0.6 * 0.9)
+    assert train_module._auto_lora(config, torch.float32, _OnGPU(), False, settings(verbose=False)) == 16
+    assert train_module._auto_lora(config, torch.bfloat16, _OnGPU(), False, settings(verbose=False)) == 0
+    assert train_module._auto_lora(config, torch.float32, _OnGPU(), True, settings(verbose=False)) == 0  # ZeRO-3
+    assert train_module._auto_lora(config, torch.float32, _OnGPU(), False, settings(lora_rank=0)) == 0
