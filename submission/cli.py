@@ -121,7 +121,10 @@ def shown_default(name: str) -> str:
 @setting("--mia-tasks",
          help="The tasks whose documents the membership attack scores (comma-separated, e.g. Task3, as in the "
               "public release): the level and the selection's attack are theirs alone, and the other tasks' "
-              "forget rows stop at the level of their own task's swapped documents.")
+              "forget rows stop at --other-tasks-share of the level of their own task's swapped documents.")
+@setting("--other-tasks-share", type=float,
+         help="With --mia-tasks: the share of their own task's level at which the other tasks' forget rows stop "
+              "(the attack does not score them; they need only stop being regurgitated).")
 @setting("--lora-rank", type=int, help="LoRA rank (0: full-parameter training).")
 @setting("--lora-alpha", type=float, help="LoRA alpha.")
 @setting("--gradient-checkpointing/--no-gradient-checkpointing",

@@ -114,6 +114,10 @@ class UnlearnSettings:
     # Task3's, and ascending the stories and synthetic biographies of Task1 and Task2 up to it cost the retain
     # set for nothing the attack scores (docs/methods.md, "Only the tasks the attack scores").
     mia_tasks: str | None = None
+    # Under mia_tasks, the other tasks' forget rows stop at this share of their own task's level: the attack
+    # does not score them, so they need only stop being regurgitated, and each nat of ascent past that costs
+    # the retain set and general ability (docs/methods.md, "A share of their own level").
+    other_tasks_share: float = 0.25
     ascent_taper: float = 0.0  # the ascent's push fades over this share of the ceiling below it (methods.ascent_term)
     sc_loss_on_prompt: bool = True  # sentence-completion rows: loss on the whole passage, not just the continuation
     lora_rank: int | None = None  # 0: full-parameter; >0: LoRA of that rank, merged before saving; None: see _auto_lora
@@ -223,6 +227,8 @@ def resolve_options(options: dict) -> UnlearnSettings:
                                    f"not {resolved.swapped_words!r}")
     if resolved.calibration_docs is not None:
         calibration_documents(resolved.calibration_docs)  # a bad folder fails here, before anything is written
+    if not 0 < resolved.other_tasks_share <= 1:
+        raise SubmissionInputError(f"other_tasks_share must be in (0, 1], not {resolved.other_tasks_share!r}")
     if resolved.mia_tasks is not None and not _task_names(resolved.mia_tasks):
         raise SubmissionInputError(f"mia_tasks must name at least one task, not {resolved.mia_tasks!r}")
     return resolved
@@ -716,10 +722,10 @@ def _membership_documents(forget_rows: list[Row], retain_rows: list[Row],
 
 def _other_task_levels(model, tokenizer, forget_rows: list[Row], retain_rows: list[Row], ceiling: float | None,
                        accelerator, options: UnlearnSettings) -> dict[str, dict]:
-    """Under ``mia_tasks`` and a measured ceiling: per task the attack does not score, the level its forget rows
-    stop at, measured like the default's swapped level but on that task's documents alone (``document_level``'s
-    record). Such rows only need forgetting; the level of their own kind keeps them from being ascended further
-    than that (a task with fewer than two documents takes the ceiling)."""
+    """Under ``mia_tasks`` and a measured ceiling: per task the attack does not score, its own level, measured
+    like the default's swapped level but on that task's documents alone (``document_level``'s record; a task
+    with fewer than two documents takes the ceiling), and the ceiling its forget rows stop at,
+    ``other_tasks_share`` of that level. Such rows only need forgetting, not the attack's level."""
     scored = _task_names(options.mia_tasks)
     if not scored or ceiling is None or options.forget_nll_ceiling != MEASURED:
         return {}
@@ -733,18 +739,20 @@ def _other_task_levels(model, tokenizer, forget_rows: list[Row], retain_rows: li
                                 f"swapped across them (a task the attack does not score)")
         if record["level"] is None:
             record.update(level=ceiling, how="the ceiling (fewer than two documents of this task to swap)")
+        record.update(share=options.other_tasks_share, ceiling=options.other_tasks_share * record["level"])
         levels[task] = record
-        _log(options, accelerator, f"forget loss level of {task}: {record['level']:.3f} nats/token ({record['how']})")
+        _log(options, accelerator, f"forget loss ceiling of {task}: {record['ceiling']:.3f} nats/token, "
+             f"{record['share']:g} x its level {record['level']:.3f} ({record['how']})")
     return levels
 
 
 def row_ceilings(ceiling: float | None, row_tasks: list[str], levels: dict[str, dict], device=None):
-    """The ceiling of each forget row of a batch: its task's own level (``_other_task_levels``) for a task the
-    attack does not score, else ``ceiling`` (None, a float or a per-row tensor on ``device``, as
+    """The ceiling of each forget row of a batch: its task's own (``_other_task_levels``) for a task the attack
+    does not score, else ``ceiling`` (None, a float or a per-row tensor on ``device``, as
     ``methods.ascent_term`` takes)."""
     if ceiling is None or not levels:
         return ceiling
-    return torch.tensor([levels[task]["level"] if task in levels else ceiling for task in row_tasks], device=device)
+    return torch.tensor([levels[task]["ceiling"] if task in levels else ceiling for task in row_tasks], device=device)
 
 
 def distance_scaled_rate(learning_rate: float, distance: float, lr_distance: float) -> float:

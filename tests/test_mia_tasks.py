@@ -1,7 +1,7 @@
 """``mia_tasks``: when the membership attack scores the documents of some tasks only (the public release's MIA
 members are all Task3 forget documents), the level and the selection's attack are those tasks' alone, and the
-other tasks' forget rows stop at the level of their own task's swapped documents. No ../shared needed: a tiny
-target the test builds itself, with documents of two tasks."""
+other tasks' forget rows stop at a share (``other_tasks_share``) of the level of their own task's swapped
+documents. No ../shared needed: a tiny target the test builds itself, with documents of two tasks."""
 
 from __future__ import annotations
 
@@ -35,8 +35,8 @@ def target(tmp_path_factory):
     return built
 
 
-def test_a_row_of_a_task_the_attack_does_not_score_stops_at_its_own_level():
-    levels = {"Task1": {"level": 2.0}}
+def test_a_row_of_a_task_the_attack_does_not_score_stops_at_its_own_ceiling():
+    levels = {"Task1": {"level": 8.0, "share": 0.25, "ceiling": 2.0}}
     ceilings = row_ceilings(4.0, ["Task1", "Task2", "Task1", "Task2"], levels)
     assert ceilings.tolist() == [2.0, 4.0, 2.0, 4.0]
     assert row_ceilings(4.0, ["Task1"], {}) == 4.0 and row_ceilings(None, ["Task1"], levels) is None
@@ -67,11 +67,24 @@ def test_a_run_scoring_one_task_logs_the_other_tasks_own_level(target, tmp_path)
     assert list(other) == ["Task1"]
     assert "of Task1's forget/retain documents with their entities (capitalized) swapped" in other["Task1"]["how"]
     assert other["Task1"]["level"] > 0 and other["Task1"]["level"] != pytest.approx(ceiling["value"], abs=1e-3)
+    task1 = other["Task1"]
+    assert task1["share"] == 0.25 and task1["ceiling"] == pytest.approx(0.25 * task1["level"])
+    halved = tmp_path / "halved"
+    unlearn(str(target.model), str(halved), str(target.forget), str(target.retain), mia_tasks="Task2",
+            other_tasks_share=0.5, **ONE_STEP)
+    halved_task1 = json.loads((halved / LOG_FILE).read_text())["forget_nll_ceiling"]["measured"]["other_tasks"]["Task1"]
+    assert halved_task1["level"] == task1["level"] and halved_task1["ceiling"] == pytest.approx(0.5 * task1["level"])
     # Every task scored: one level for every row, as without the setting.
     both = tmp_path / "both"
     unlearn(str(target.model), str(both), str(target.forget), str(target.retain), mia_tasks="Task1,Task2",
             **ONE_STEP)
     assert "other_tasks" not in json.loads((both / LOG_FILE).read_text())["forget_nll_ceiling"]["measured"]
+
+
+@pytest.mark.parametrize("share", [0.0, -0.5, 1.5])
+def test_a_share_outside_0_1_is_one_clear_error(share):
+    with pytest.raises(SubmissionInputError, match=r"other_tasks_share must be in \(0, 1\]"):
+        resolve_options({"mia_tasks": "Task3", "other_tasks_share": share})
 
 
 def test_a_task_with_no_forget_row_is_one_line_naming_the_tasks_and_nothing_is_written(target, tmp_path):
