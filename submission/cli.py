@@ -124,7 +124,7 @@ def shown_default(name: str) -> str:
               "forget rows stop at --other-tasks-share of the level of their own task's swapped documents.")
 @setting("--other-tasks-share", type=float,
          help="With --mia-tasks: the share of their own task's level at which the other tasks' forget rows stop "
-              "(the attack does not score them; they need only stop being regurgitated).")
+              "(the attack does not score them; 0.25 did better on small targets that only memorized).")
 @setting("--lora-rank", type=int, help="LoRA rank (0: full-parameter training).")
 @setting("--lora-alpha", type=float, help="LoRA alpha.")
 @setting("--gradient-checkpointing/--no-gradient-checkpointing",

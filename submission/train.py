@@ -114,10 +114,11 @@ class UnlearnSettings:
     # Task3's, and ascending the stories and synthetic biographies of Task1 and Task2 up to it cost the retain
     # set for nothing the attack scores (docs/methods.md, "Only the tasks the attack scores").
     mia_tasks: str | None = None
-    # Under mia_tasks, the other tasks' forget rows stop at this share of their own task's level: the attack
-    # does not score them, so they need only stop being regurgitated, and each nat of ascent past that costs
-    # the retain set and general ability (docs/methods.md, "A share of their own level").
-    other_tasks_share: float = 0.25
+    # Under mia_tasks, the other tasks' forget rows stop at this share of their own task's level. The attack
+    # does not score them, so less may do (0.25 was better on the small targets that only memorized), but on
+    # the real-text target with 8 MIA documents a side their full level was better (docs/methods.md, "A share
+    # of their own level").
+    other_tasks_share: float = 1.0
     ascent_taper: float = 0.0  # the ascent's push fades over this share of the ceiling below it (methods.ascent_term)
     sc_loss_on_prompt: bool = True  # sentence-completion rows: loss on the whole passage, not just the continuation
     lora_rank: int | None = None  # 0: full-parameter; >0: LoRA of that rank, merged before saving; None: see _auto_lora
@@ -747,8 +748,8 @@ def _other_task_levels(model, tokenizer, forget_rows: list[Row], retain_rows: li
 
 
 def row_ceilings(ceiling: float | None, row_tasks: list[str], levels: dict[str, dict], device=None):
-    """The ceiling of each forget row of a batch: its task's own (``_other_task_levels``) for a task the attack
-    does not score, else ``ceiling`` (None, a float or a per-row tensor on ``device``, as
+    """The ceiling of each forget row of a batch: its task's own ceiling (``_other_task_levels``) for a task the
+    attack does not score, else ``ceiling`` (None, a float or a per-row tensor on ``device``, as
     ``methods.ascent_term`` takes)."""
     if ceiling is None or not levels:
         return ceiling

@@ -68,12 +68,13 @@ def test_a_run_scoring_one_task_logs_the_other_tasks_own_level(target, tmp_path)
     assert "of Task1's forget/retain documents with their entities (capitalized) swapped" in other["Task1"]["how"]
     assert other["Task1"]["level"] > 0 and other["Task1"]["level"] != pytest.approx(ceiling["value"], abs=1e-3)
     task1 = other["Task1"]
-    assert task1["share"] == 0.25 and task1["ceiling"] == pytest.approx(0.25 * task1["level"])
-    halved = tmp_path / "halved"
-    unlearn(str(target.model), str(halved), str(target.forget), str(target.retain), mia_tasks="Task2",
-            other_tasks_share=0.5, **ONE_STEP)
-    halved_task1 = json.loads((halved / LOG_FILE).read_text())["forget_nll_ceiling"]["measured"]["other_tasks"]["Task1"]
-    assert halved_task1["level"] == task1["level"] and halved_task1["ceiling"] == pytest.approx(0.5 * task1["level"])
+    assert task1["share"] == 1.0 and task1["ceiling"] == task1["level"]  # by default, the task's own level
+    quarter = tmp_path / "quarter"
+    unlearn(str(target.model), str(quarter), str(target.forget), str(target.retain), mia_tasks="Task2",
+            other_tasks_share=0.25, **ONE_STEP)
+    quarter_log = json.loads((quarter / LOG_FILE).read_text())
+    quarter_task1 = quarter_log["forget_nll_ceiling"]["measured"]["other_tasks"]["Task1"]
+    assert quarter_task1["level"] == task1["level"] and quarter_task1["ceiling"] == pytest.approx(0.25 * task1["level"])
     # Every task scored: one level for every row, as without the setting.
     both = tmp_path / "both"
     unlearn(str(target.model), str(both), str(target.forget), str(target.retain), mia_tasks="Task1,Task2",
