@@ -125,6 +125,10 @@ def shown_default(name: str) -> str:
 @setting("--other-tasks-share", type=float,
          help="With --mia-tasks: the share of their own task's level at which the other tasks' forget rows stop "
               "(the attack does not score them; 0.25 did better on small targets that only memorized).")
+@setting("--level-target-weight", type=float,
+         help="Under a ceiling, also descend the cross-entropy from a target that puts each forget token at the level "
+              "(the model's other predictions kept), with this weight (0: the ascent alone; 1 raised the task "
+              "aggregate on the real-text targets: README, 'The submission').")
 @setting("--lora-rank", type=int, help="LoRA rank (0: full-parameter training).")
 @setting("--lora-alpha", type=float, help="LoRA alpha.")
 @setting("--gradient-checkpointing/--no-gradient-checkpointing",

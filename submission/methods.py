@@ -33,6 +33,8 @@ class LossInputs:
     # The push fades over this share of the ceiling below it (0: full push up to the ceiling), so that rows
     # approach the level instead of jumping past it in one step.
     ascent_taper: float = 0.0
+    # Weight of level_target_term beside the ascent, on rows below their ceiling (0: the ascent alone).
+    level_target_weight: float = 0.0
 
 
 @dataclass
@@ -68,6 +70,24 @@ def forget_ascent(forget: TokenLosses, inputs: LossInputs) -> torch.Tensor:
     return ascent_term(forget, inputs.forget_nll_ceiling, inputs.ascent_taper)
 
 
+def level_target_term(losses: TokenLosses, labels: torch.Tensor, ceiling: float | torch.Tensor) -> torch.Tensor:
+    """Cross-entropy from a target that gives each label token the probability exp(-ceiling) and the rest of the
+    mass to the other tokens in the proportions the model gives them now, on rows still below their ceiling.
+    Its push is strongest on a token the model is sure of (the ascent's, 1 - p, is weakest there) and it ends at
+    the level instead of running past it. ``labels`` are the shifted labels, aligned with ``losses.logits``."""
+    logits = losses.logits.float()
+    level = torch.as_tensor(ceiling, dtype=logits.dtype, device=logits.device)
+    level = level.expand(logits.shape[0]) if level.dim() == 0 else level
+    token_level = level[:, None, None].expand(*labels.shape, 1)
+    with torch.no_grad():
+        others = F.log_softmax(logits.scatter(-1, labels[..., None], float("-inf")), dim=-1)
+        target = (others + torch.log1p(-torch.exp(-token_level))).scatter(-1, labels[..., None], -token_level).exp()
+        below = (losses.mean.detach() < level).to(logits.dtype)
+    cross_entropy = -(target * F.log_softmax(logits, dim=-1)).sum(-1) * losses.mask
+    per_row = cross_entropy.sum(1) / losses.mask.sum(1).clamp(min=1)
+    return (per_row * below).sum() / per_row.numel()
+
+
 def forget_logs(forget: TokenLosses, inputs: LossInputs) -> dict[str, float]:
     """The forget batch's mean NLL, and under a ceiling the share of its rows still below it (what the loop
     reads to tell whether the ascent is done)."""
@@ -91,7 +111,12 @@ def gradient_difference(inputs: LossInputs) -> tuple[torch.Tensor, dict[str, flo
     forget = token_losses(inputs.model, inputs.forget)
     retain = retain_nll(inputs)
     loss = -inputs.forget_weight * forget_ascent(forget, inputs) + inputs.retain_weight * retain
-    return loss, {**forget_logs(forget, inputs), "retain_nll": retain.item()}
+    logs = {**forget_logs(forget, inputs), "retain_nll": retain.item()}
+    if inputs.level_target_weight and inputs.forget_nll_ceiling is not None:
+        target = level_target_term(forget, inputs.forget["labels"][:, 1:].clamp(min=0), inputs.forget_nll_ceiling)
+        loss = loss + inputs.level_target_weight * target
+        logs["level_target"] = target.item()
+    return loss, logs
 
 
 def kl_retain(inputs: LossInputs) -> tuple[torch.Tensor, dict[str, float]]:

@@ -4,7 +4,9 @@ sign in the method's loss is flipped (the mutation is made here, so a test that 
 
 Measured (12 steps, lr 1e-3, 2-layer OLMo that memorized 9 + 9 stub rows, forget/retain loss 0.01 before):
 every method ends with forget loss 4.1-11.4 and (those with a retain term) retain loss 0.07-0.89; every
-mutation ends with forget loss below 2.5 or retain loss above 5.8.
+mutation ends with forget loss below 2.5 or retain loss above 5.8. capped_gd's level target alone (the ascent
+zeroed, level_target_weight 1) ends with forget loss 3.87 (3.87 under ATEN_CPU_CAPABILITY=avx2), and 1.26 with its
+sign flipped.
 """
 
 from __future__ import annotations
@@ -204,3 +206,61 @@ def test_the_swap_rule_chooses_the_documents_the_level_is_measured_on_and_the_lo
         assert f"entities ({rule}) swapped" in measured[rule]["how"]
     # Other documents, so another level: the rule reaches the measurement.
     assert measured["capitalized"]["level"] != pytest.approx(measured["proper_nouns"]["level"], abs=1e-3)
+
+
+def test_the_level_target_puts_the_label_token_at_the_level_and_keeps_the_other_tokens_proportions():
+    logits = torch.tensor([[[4.0, 1.0, 0.0, -1.0]], [[4.0, 1.0, 0.0, -1.0]]], requires_grad=True)
+    labels = torch.tensor([[0], [0]])
+    nll = torch.nn.functional.cross_entropy(logits.detach().transpose(1, 2), labels, reduction="none")[:, 0]
+    losses = methods.TokenLosses(mean=nll, total=nll, logits=logits, mask=torch.ones(2, 1))
+    level = torch.tensor([2.0, 0.01])  # row 0 below its ceiling, row 1 past it (its NLL is ~0.07)
+    methods.level_target_term(losses, labels, level).backward()
+    # d(cross-entropy)/d(logits) = softmax - target, halved by the mean over the two rows.
+    probabilities = torch.softmax(logits.detach()[0, 0], dim=-1)
+    target_label = torch.exp(torch.tensor(-2.0))
+    others = probabilities[1:] / probabilities[1:].sum() * (1 - target_label)
+    expected = (probabilities - torch.cat([target_label[None], others])) / 2
+    assert logits.grad[0, 0].tolist() == pytest.approx(expected.tolist(), abs=1e-6)
+    assert logits.grad[0, 0, 0] > 0 and (logits.grad[0, 0, 1:] < 0).all()  # descending lowers the label token
+    assert logits.grad[1].abs().max() == 0  # a row past its ceiling is left alone
+    # At the target itself the term is at its minimum: no push either way.
+    at_target = torch.log(torch.cat([target_label[None], others]))[None, None].clone().requires_grad_(True)
+    at_nll = torch.nn.functional.cross_entropy(at_target.detach().transpose(1, 2), labels[:1], reduction="none")[:, 0]
+    methods.level_target_term(methods.TokenLosses(mean=at_nll, total=at_nll, logits=at_target, mask=torch.ones(1, 1)),
+                              labels[:1], 2.001).backward()  # its NLL (2.0) just below the ceiling: still pushed
+    assert at_target.grad.abs().max() < 1e-3
+
+
+def _no_ascent(monkeypatch):
+    monkeypatch.setattr(methods, "ascent_term", lambda losses, ceiling, taper=0.0: losses.mean.sum() * 0)
+
+
+@pytest.mark.parametrize("flipped", [False, True])
+def test_the_level_target_alone_unlearns_and_fails_the_check_with_its_sign_flipped(target, tmp_path, monkeypatch,
+                                                                                    flipped):
+    _no_ascent(monkeypatch)  # the level target term alone moves the forget rows
+    if flipped:
+        monkeypatch.setattr(methods, "level_target_term", _negated(methods.level_target_term))
+    built, (forget_before, _) = target
+    out = tmp_path / "out"
+    unlearn(str(built.model), str(out), str(built.forget), str(built.retain), method="capped_gd",
+            level_target_weight=1.0, **STEPS)
+    forget, retain = mean_answer_loss(out, built.forget_rows), mean_answer_loss(out, built.retain_rows)
+    print(f"\nlevel target alone{' (sign flipped)' if flipped else ''}: forget loss {forget_before:.3f} -> "
+          f"{forget:.3f}, retain loss {retain:.3f}")
+    assert unlearned("capped_gd", forget, retain, forget_before) is not flipped, (forget, retain)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"level_target_weight": -1.0}, "level_target_weight must be >= 0"),
+    ({"level_target_weight": 1.0, "method": "npo"}, "level_target_weight needs a method that ascends under a ceiling"),
+    ({"level_target_weight": 1.0, "method": "gradient_difference"}, "needs a method that ascends under a ceiling"),
+])
+def test_a_level_target_weight_without_a_capped_ascent_is_one_clear_error(options, message):
+    from submission import SubmissionInputError
+    from submission.train import resolve_options
+
+    with pytest.raises(SubmissionInputError, match=message):
+        resolve_options(options)
+    assert resolve_options({"level_target_weight": 1.0, "method": "gradient_difference",
+                            "forget_nll_ceiling": 3.0}).level_target_weight == 1.0
