@@ -120,9 +120,10 @@ class UnlearnSettings:
     # of their own level").
     other_tasks_share: float = 1.0
     # Under a ceiling: weight of a second forget term beside the ascent, the cross-entropy from a target that puts
-    # each label token at the level (methods.level_target_term). Off by default: on the real-text targets it
-    # raised the task aggregate (0.85 -> 0.96 on the 8-document one) and the final, on the foreign-nonmembers
-    # target it ran past the level (docs/methods.md, "A target at the level beside the ascent").
+    # each label token at the level (methods.level_target_term). Off by default: it raised the task aggregate
+    # (0.85 -> 0.96 on the 8-document real-text target) but the final on some targets only; calibrated it lost
+    # 0.08 on pretrained-medium, and on the foreign-nonmembers target it ran past the level (docs/methods.md, "A
+    # target at the level beside the ascent").
     level_target_weight: float = 0.0
     ascent_taper: float = 0.0  # the ascent's push fades over this share of the ceiling below it (methods.ascent_term)
     sc_loss_on_prompt: bool = True  # sentence-completion rows: loss on the whole passage, not just the continuation
