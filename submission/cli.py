@@ -129,6 +129,12 @@ def shown_default(name: str) -> str:
          help="Under a ceiling, also descend the cross-entropy from a target that puts each forget token at the level "
               "(the model's other predictions kept), with this weight (0: the ascent alone; 1 raised the task "
               "aggregate on the real-text targets: README, 'The submission').")
+@setting("--pull-back-passes", type=int,
+         help="After the run, this many selection passes search the line from the model handed over to the best "
+              "checkpoint (and past it) for the point where the selection's attack no longer finds the forget "
+              "documents; the best by the selection's score is kept (0: off).")
+@setting("--pull-back-span", type=float,
+         help="How far along that line the pull-back looks: alpha in [1 - span, 1 + span].")
 @setting("--lora-rank", type=int, help="LoRA rank (0: full-parameter training).")
 @setting("--lora-alpha", type=float, help="LoRA alpha.")
 @setting("--gradient-checkpointing/--no-gradient-checkpointing",

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from . import checkpoint
+from . import checkpoint, pull_back
 from .calibration import (
     SWAP_RULES,
     calibration_documents,
@@ -125,6 +125,13 @@ class UnlearnSettings:
     # 0.08 on pretrained-medium, and on the foreign-nonmembers target it ran past the level (docs/methods.md, "A
     # target at the level beside the ascent").
     level_target_weight: float = 0.0
+    # After the run, this many selection passes search the straight line from the model handed over to the best
+    # checkpoint (and past it), theta0 + alpha (theta* - theta0), for the alpha at which the selection's attack
+    # no longer tells the forget documents from their references (AUC 0.5): alpha in [1 - span, 1) when the
+    # members ran past the references, (1, 1 + span] when they stopped short; the best by the selection's
+    # score is kept (pull_back.py). 0: off. Not under ZeRO-3, nor without a ceiling and its references.
+    pull_back_passes: int = 0
+    pull_back_span: float = 0.1
     ascent_taper: float = 0.0  # the ascent's push fades over this share of the ceiling below it (methods.ascent_term)
     sc_loss_on_prompt: bool = True  # sentence-completion rows: loss on the whole passage, not just the continuation
     lora_rank: int | None = None  # 0: full-parameter; >0: LoRA of that rank, merged before saving; None: see _auto_lora
@@ -242,6 +249,9 @@ def resolve_options(options: dict) -> UnlearnSettings:
                                          or get_method(resolved.method).loss is not gradient_difference):
         raise SubmissionInputError("level_target_weight needs a method that ascends under a ceiling (capped_gd, or "
                                    "gradient_difference / sequential_gd with forget_nll_ceiling)")
+    if resolved.pull_back_passes < 0 or not 0 < resolved.pull_back_span < 1:
+        raise SubmissionInputError(f"pull_back_passes must be >= 0 and pull_back_span in (0, 1), not "
+                                   f"{resolved.pull_back_passes!r} and {resolved.pull_back_span!r}")
     if resolved.mia_tasks is not None and not _task_names(resolved.mia_tasks):
         raise SubmissionInputError(f"mia_tasks must name at least one task, not {resolved.mia_tasks!r}")
     return resolved
@@ -471,9 +481,14 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
          f"selection rows forget={len(selection['forget'])} retain={len(selection['retain'])}")
 
     # "ceiling": where the ascent stops now (a measured one may be raised past the planned steps)
-    state = {"best": None, "best_step": None, "history": [], "ceiling": ceiling, "measured": calibration is not None}
+    state = {"best": None, "best_step": None, "history": [], "ceiling": ceiling, "measured": calibration is not None,
+             "pull_back_alpha": None}
+    # The pull-back's starting point and the best checkpoint's weights, kept in host memory (pull_back).
+    pulled = pull_back.pulled_parameters(accelerator.unwrap_model(model), lora_rank > 0) \
+        if options.pull_back_passes > 0 and not zero3 and ceiling is not None and documents is not None else None
+    initial = pull_back.snapshot(accelerator.unwrap_model(model), pulled) if pulled else None
 
-    def evaluate_and_keep(step: int) -> None:
+    def evaluate_and_keep(step: int, alpha: float | None = None) -> SelectionScore:
         began = time.monotonic()
         score = _selection_score(model, tokenizer, selection, documents, accelerator, train_dtype, zero3, options)
         clock.eval_s = max(clock.eval_s, time.monotonic() - began)
@@ -481,22 +496,29 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
         state["history"].append({"step": step, "task_aggregate": score.task_aggregate, "membership": score.membership,
                                  "membership_auc": score.membership_auc, "reference_level": score.reference_level,
                                  "ceiling": state["ceiling"],
-                                 "balance": score.balance, "seconds": round(time.monotonic() - started, 1)})
+                                 "balance": score.balance, "seconds": round(time.monotonic() - started, 1),
+                                 **({} if alpha is None else {"pull_back_alpha": alpha})})
         better = state["best"] is None or score.key() > state["best"].key()
         membership = "-" if score.membership is None else \
             f"{score.membership:.3f} (AUC {score.membership_auc:.3f})"
-        _log(options, accelerator, f"step {step}: selection task aggregate {score.task_aggregate:.3f} "
+        where = f"step {step}" if alpha is None else f"step {state['best_step']} pulled to {alpha:.4f}"
+        _log(options, accelerator, f"{where}: selection task aggregate {score.task_aggregate:.3f} "
              f"membership {membership} "
              f"balance {score.balance:.3f}{' (best, saving)' if better else ''}")
         if better:
             began = time.monotonic()
+            best_step = step if alpha is None else state["best_step"]
             _save(model, accelerator, model_dir, output, save_dtype, base_config, lora_scaling,
-                  {"method": method.name, "step": step, "steps": steps, "score": dataclasses.asdict(score),
+                  {"method": method.name, "step": best_step, "steps": steps, "score": dataclasses.asdict(score),
+                   "pull_back_alpha": alpha,
                    "options": dataclasses.asdict(options), "history": state["history"],
                    "forget_nll_ceiling": {"value": ceiling, "now": state["ceiling"], "measured": calibration},
                    "learning_rate": rate})
             clock.save_s = max(clock.save_s, time.monotonic() - began)
-            state["best"], state["best_step"] = score, step
+            state["best"], state["best_step"], state["pull_back_alpha"] = score, best_step, alpha
+            if initial is not None and alpha is None:
+                state["best_weights"] = pull_back.snapshot(accelerator.unwrap_model(model), pulled)
+        return score
 
     if options.save_initial:  # otherwise the first trained checkpoint is the first saved, whatever its score
         evaluate_and_keep(0)
@@ -543,6 +565,11 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
     last_pass_missing = not state["history"] or state["history"][-1]["step"] != step
     if _main_decides(accelerator, last_pass_missing and clock.left() > clock.eval_s + clock.save_s):
         evaluate_and_keep(step)  # stopped by the clock between two selection passes
+    if initial is not None and state.get("best_weights") is not None:
+        pull_back.search(accelerator.unwrap_model(model), initial, state["best_weights"], state["best"],
+                         lambda alpha: evaluate_and_keep(step, alpha),
+                         lambda: _main_decides(accelerator, clock.left() > clock.eval_s + clock.save_s),
+                         options.pull_back_passes, options.pull_back_span)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         _complete_log(output, state["history"], step, steps, stopped,
@@ -551,7 +578,7 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
     return {"method": method.name, "learning_rate": learning_rate, "forget_nll_ceiling": ceiling,
             "forget_nll_ceiling_final": state["ceiling"], "steps_done": step, "steps_planned": steps,
             "stopped": stopped,
-            "best_step": state["best_step"],
+            "best_step": state["best_step"], "pull_back_alpha": state["pull_back_alpha"],
             "selection_task_aggregate": best.task_aggregate if best else None,
             "seconds": round(time.monotonic() - started, 1), "output": str(output)}
 
