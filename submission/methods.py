@@ -245,7 +245,7 @@ METHODS: dict[str, Method] = {m.name: m for m in [
     Method("capped_gd", gradient_difference, random_schedule,
            defaults={"learning_rate": 1e-3, "lr_width": 128, "lr_distance": 8.0, "epochs": 5.0, "max_extension": 4.0,
                      "extension_threshold": 0.05, "extension_auc": 0.6, "retain_batch_size": 8,
-                     "forget_nll_ceiling": "measured"},
+                     "forget_nll_ceiling": "measured", "pull_back_passes": 4},
            summary="gradient difference, 2 retain rows per forget row, ascent capped at the measured "
                    "unseen-text level"),
 ]}

@@ -9,7 +9,7 @@ the side of 0.5 its AUC falls), and the selection's score decides whether any of
 
 With LoRA only the adapters' B matrices move (their start is zero): theta0 + alpha B A, the adapter's
 product scaled by alpha. Full-parameter training keeps the start and the best checkpoint of every trained
-weight in host memory (two float copies of the model's trainable weights).
+weight in host memory, in the checkpoint's dtype (two copies of the model's weights in each process).
 """
 
 from __future__ import annotations
@@ -25,10 +25,11 @@ def pulled_parameters(model, lora: bool) -> list[str]:
     return [name for name, p in model.named_parameters() if p.requires_grad and (not lora or "lora_B" in name)]
 
 
-def snapshot(model, names: list[str]) -> dict[str, torch.Tensor]:
-    """A float32 host copy of the named weights."""
+def snapshot(model, names: list[str], dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
+    """A host copy of the named weights in ``dtype``: the checkpoint's (a bfloat16 model's start is exact in it,
+    and the kept checkpoint is saved in it anyway), so that each process holds 4 bytes a parameter, not 8."""
     wanted = set(names)
-    return {name: p.detach().to("cpu", torch.float32, copy=True) for name, p in model.named_parameters()
+    return {name: p.detach().to("cpu", dtype, copy=True) for name, p in model.named_parameters()
             if name in wanted}
 
 
@@ -37,8 +38,8 @@ def place(model, initial: dict[str, torch.Tensor], best: dict[str, torch.Tensor]
     """Set the named weights to initial + alpha (best - initial), in their own dtype and device."""
     for name, p in model.named_parameters():
         if name in initial:
-            start = initial[name]
-            p.copy_((start + alpha * (best[name] - start)).to(p.device, p.dtype))
+            start = initial[name].float()
+            p.copy_((start + alpha * (best[name].float() - start)).to(p.device, p.dtype))
 
 
 def next_alpha(near: float, far: float) -> float:

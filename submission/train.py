@@ -129,7 +129,8 @@ class UnlearnSettings:
     # checkpoint (and past it), theta0 + alpha (theta* - theta0), for the alpha at which the selection's attack
     # no longer tells the forget documents from their references (AUC 0.5): alpha in [1 - span, 1) when the
     # members ran past the references, (1, 1 + span] when they stopped short; the best by the selection's
-    # score is kept (pull_back.py). 0: off. Not under ZeRO-3, nor without a ceiling and its references.
+    # score is kept (pull_back.py). 0: off (capped_gd: 4). Not under ZeRO-3, nor without a ceiling and its
+    # references.
     pull_back_passes: int = 0
     pull_back_span: float = 0.1
     ascent_taper: float = 0.0  # the ascent's push fades over this share of the ceiling below it (methods.ascent_term)
@@ -486,7 +487,7 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
     # The pull-back's starting point and the best checkpoint's weights, kept in host memory (pull_back).
     pulled = pull_back.pulled_parameters(accelerator.unwrap_model(model), lora_rank > 0) \
         if options.pull_back_passes > 0 and not zero3 and ceiling is not None and documents is not None else None
-    initial = pull_back.snapshot(accelerator.unwrap_model(model), pulled) if pulled else None
+    initial = pull_back.snapshot(accelerator.unwrap_model(model), pulled, save_dtype) if pulled else None
 
     def evaluate_and_keep(step: int, alpha: float | None = None) -> SelectionScore:
         began = time.monotonic()
@@ -517,7 +518,7 @@ def _run(model_dir: Path, output: Path, forget_rows: list[Row], retain_rows: lis
             clock.save_s = max(clock.save_s, time.monotonic() - began)
             state["best"], state["best_step"], state["pull_back_alpha"] = score, best_step, alpha
             if initial is not None and alpha is None:
-                state["best_weights"] = pull_back.snapshot(accelerator.unwrap_model(model), pulled)
+                state["best_weights"] = pull_back.snapshot(accelerator.unwrap_model(model), pulled, save_dtype)
         return score
 
     if options.save_initial:  # otherwise the first trained checkpoint is the first saved, whatever its score

@@ -106,7 +106,7 @@ def test_a_run_with_the_pull_back_saves_a_checkpoint_on_the_line_and_logs_its_al
     settings = {"method": "capped_gd", "max_steps": 8, "learning_rate": 1e-3, "lr_distance": 0.0, "evaluations": 2,
                 "verbose": False, "time_budget_s": 600, "seed": 0}
     plain, pulled = tmp_path / "plain", tmp_path / "pulled"
-    unlearn(str(built.model), str(plain), str(built.forget), str(built.retain), **settings)
+    unlearn(str(built.model), str(plain), str(built.forget), str(built.retain), pull_back_passes=0, **settings)
     summary = unlearn(str(built.model), str(pulled), str(built.forget), str(built.retain), pull_back_passes=3,
                       **settings)
     log = json.loads((pulled / LOG_FILE).read_text())
@@ -124,3 +124,13 @@ def test_a_run_with_the_pull_back_saves_a_checkpoint_on_the_line_and_logs_its_al
     for key in best:  # the pulled checkpoint lies on the line (bfloat16 rounding apart)
         expected = start[key].float() + alpha * (best[key].float() - start[key].float())
         assert torch.allclose(saved[key].float(), expected, atol=0.02, rtol=0.02), key
+
+
+def test_the_copies_are_kept_in_the_checkpoints_dtype_and_placed_in_the_models():
+    model = torch.nn.Linear(3, 2)
+    names = pull_back.pulled_parameters(model, lora=False)
+    start = pull_back.snapshot(model, names, torch.bfloat16)
+    assert all(t.dtype == torch.bfloat16 and t.device.type == "cpu" for t in start.values())
+    pull_back.place(model, start, start, 0.5)
+    assert model.weight.dtype == torch.float32
+    assert torch.equal(model.weight, start["weight"].float())  # the bfloat16 start, exactly
